@@ -1,0 +1,126 @@
+//! Dead letters: records that will not be processed, sent with their data to where
+//! operators can inspect and replay them.
+//!
+//! A record becomes a dead letter when its processing function rejects it
+//! ([`RecordError::reject`](crate::RecordError::reject)), when it cannot be decoded, when it
+//! is older than `max_record_age`, or (with `on_retries_exhausted = dead_letter`) when its
+//! retries run out. The runtime hands dead letters to a [`DeadLetterSink`] in batches and
+//! counts a record as done only when the sink confirms it; a refused entry becomes the
+//! batch's reported failure, so Lambda delivers the record again.
+
+mod envelope;
+mod log;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use envelope::{DeadLetter, DeadLetterReason, ENVELOPE_VERSION};
+pub use log::LogDeadLetter;
+
+use crate::error::BoxError;
+
+/// Where dead letters go: a queue, a topic, a bucket, the log.
+///
+/// `send` receives a batch of at most [`batch_size`](Self::batch_size) letters and answers
+/// one result per letter, in order. Answer `Ok` only for letters the destination has
+/// durably accepted: a letter answered `Err` (or not answered at all) is not acknowledged,
+/// and its record is reported to Lambda to be delivered again.
+///
+/// ```
+/// use kinesis_processor::dead_letter::{DeadLetter, DeadLetterSink, SinkError};
+///
+/// /// Writes each dead letter as a JSON line on standard error.
+/// struct Stderr;
+///
+/// impl DeadLetterSink for Stderr {
+///     async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), SinkError>> {
+///         letters
+///             .iter()
+///             .map(|letter| {
+///                 let line = serde_json::to_string(letter).map_err(SinkError::new)?;
+///                 eprintln!("{line}");
+///                 Ok(())
+///             })
+///             .collect()
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a dead-letter sink",
+    label = "this does not implement `DeadLetterSink`",
+    note = "use `LogDeadLetter`, a sink of the `sqs`, `sns` or `s3` features, or implement \
+            `kinesis_processor::dead_letter::DeadLetterSink` for your type"
+)]
+pub trait DeadLetterSink: Send + Sync + 'static {
+    /// Sends a batch of dead letters; answers one result per letter, in order.
+    fn send(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Vec<Result<(), SinkError>>> + Send;
+
+    /// The most letters one [`send`](Self::send) call takes (10 unless overridden).
+    fn batch_size(&self) -> usize {
+        10
+    }
+}
+
+impl<S: DeadLetterSink> DeadLetterSink for Arc<S> {
+    fn send(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Vec<Result<(), SinkError>>> + Send {
+        (**self).send(letters)
+    }
+
+    fn batch_size(&self) -> usize {
+        (**self).batch_size()
+    }
+}
+
+/// Why a sink did not accept a dead letter. Cheap to clone, so that one failed call can
+/// answer for every letter it carried.
+///
+/// ```
+/// use kinesis_processor::dead_letter::SinkError;
+/// let err = SinkError::new("queue does not exist");
+/// assert_eq!(err.clone().to_string(), "queue does not exist");
+/// ```
+#[derive(Clone, Debug)]
+pub struct SinkError(Arc<dyn std::error::Error + Send + Sync + 'static>);
+
+impl SinkError {
+    /// Wraps any error or message.
+    pub fn new(error: impl Into<BoxError>) -> Self {
+        SinkError(Arc::from(error.into()))
+    }
+}
+
+impl std::fmt::Display for SinkError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::error::error_chain(&*self.0))
+    }
+}
+
+impl std::error::Error for SinkError {}
+
+/// A boxed future of one sink call.
+pub(crate) type SendFuture<'a> =
+    Pin<Box<dyn Future<Output = Vec<Result<(), SinkError>>> + Send + 'a>>;
+
+/// The object-safe face of [`DeadLetterSink`], so a `Processor` can hold any sink.
+pub(crate) trait ErasedSink: Send + Sync {
+    /// Sends letters it owns, so the future needs no borrow of the caller's buffer.
+    fn send_owned(&self, letters: Vec<DeadLetter>) -> SendFuture<'_>;
+    fn batch_size(&self) -> usize;
+}
+
+impl<S: DeadLetterSink> ErasedSink for S {
+    fn send_owned(&self, letters: Vec<DeadLetter>) -> SendFuture<'_> {
+        Box::pin(async move { self.send(&letters).await })
+    }
+
+    fn batch_size(&self) -> usize {
+        DeadLetterSink::batch_size(self).max(1)
+    }
+}

@@ -1,0 +1,172 @@
+//! One record's processing: the call, panic isolation, and in-process retries with
+//! backoff that never sleeps past the deadline.
+
+use std::any::Any;
+use std::future::{poll_fn, Future};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
+use std::task::Poll;
+
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use super::units::Unit;
+use crate::error::RecordError;
+use crate::handler::Handler;
+use crate::settings::Backoff;
+
+/// How a unit's attempts are bounded.
+pub(crate) struct RetryPolicy {
+    pub retries: u32,
+    pub backoff: Backoff,
+    /// No retry waits past this instant.
+    pub cut_at: Instant,
+}
+
+/// How a unit's processing ended.
+pub(crate) struct Attempted {
+    pub attempts: u32,
+    pub result: AttemptResult,
+}
+
+pub(crate) enum AttemptResult {
+    Succeeded,
+    /// The function rejected the record: permanent.
+    Rejected(RecordError),
+    /// Retryable failures until the retries ran out, or until the next retry would have
+    /// passed the deadline (`cut_short`).
+    Exhausted {
+        error: RecordError,
+        cut_short: bool,
+    },
+    /// The payload could not be decoded again for a retry.
+    Undecodable(String),
+}
+
+/// Processes one unit: calls the function, retrying retryable failures.
+pub(crate) async fn attempt<'a, H: Handler>(
+    handler: &'a H,
+    state: &'a H::State,
+    unit: &'a Unit<'a>,
+    payload: H::Payload,
+    policy: &'a RetryPolicy,
+) -> Attempted {
+    let mut payload = Some(payload);
+    let mut attempts = 0;
+    loop {
+        let payload = match payload.take() {
+            Some(payload) => payload,
+            None => match decode(handler, unit, &mut Vec::new()) {
+                Ok(payload) => payload,
+                Err(problem) => {
+                    return Attempted {
+                        attempts,
+                        result: AttemptResult::Undecodable(problem),
+                    }
+                }
+            },
+        };
+        attempts += 1;
+        let span = tracing::debug_span!(
+            "record",
+            sequence_number = unit.meta.sequence_number,
+            sub_sequence_number = unit.meta.sub_sequence_number,
+            partition_key = unit.meta.partition_key,
+            attempt = attempts,
+        );
+        let outcome = isolate_panics(handler.call(payload, &unit.meta, state))
+            .instrument(span)
+            .await;
+        let error = match outcome {
+            Ok(()) => {
+                return Attempted {
+                    attempts,
+                    result: AttemptResult::Succeeded,
+                }
+            }
+            Err(error) if error.is_permanent() => {
+                return Attempted {
+                    attempts,
+                    result: AttemptResult::Rejected(error),
+                }
+            }
+            Err(error) => error,
+        };
+        if attempts > policy.retries {
+            let result = AttemptResult::Exhausted {
+                error,
+                cut_short: false,
+            };
+            return Attempted { attempts, result };
+        }
+        let delay = policy.backoff.delay(attempts);
+        if Instant::now() + delay >= policy.cut_at {
+            let result = AttemptResult::Exhausted {
+                error,
+                cut_short: true,
+            };
+            return Attempted { attempts, result };
+        }
+        tracing::info!(
+            sequence_number = unit.meta.sequence_number,
+            sub_sequence_number = unit.meta.sub_sequence_number,
+            partition_key = unit.meta.partition_key,
+            attempt = attempts,
+            error = %error.chain(),
+            "attempt failed; retrying in {} ms",
+            delay.as_millis()
+        );
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// Decodes a unit's payload; a decoder's panic is a decode failure, not a crash.
+pub(crate) fn decode<H: Handler>(
+    handler: &H,
+    unit: &Unit<'_>,
+    buffer: &mut Vec<u8>,
+) -> Result<H::Payload, String> {
+    let bytes = unit.data.bytes(buffer)?;
+    match catch_unwind(AssertUnwindSafe(|| handler.decode(bytes))) {
+        Ok(Ok(payload)) => Ok(payload),
+        Ok(Err(error)) => Err(crate::error::error_chain(&*error)),
+        Err(panic) => Err(format!("the decoder panicked: {}", panic_message(&*panic))),
+    }
+}
+
+/// Runs a future, turning a panic inside it into a retryable error.
+async fn isolate_panics<F>(future: F) -> Result<(), RecordError>
+where
+    F: Future<Output = Result<(), RecordError>>,
+{
+    let mut future = pin!(future);
+    poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(RecordError::retry(Panicked(panic_message(&*panic))))),
+        },
+    )
+    .await
+}
+
+/// A panic in the processing function, as an error.
+#[derive(Debug)]
+struct Panicked(String);
+
+impl std::fmt::Display for Panicked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the processing function panicked: {}", self.0)
+    }
+}
+
+impl std::error::Error for Panicked {}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    if let Some(text) = panic.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = panic.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic with a non-text payload".to_owned()
+    }
+}

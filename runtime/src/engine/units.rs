@@ -1,0 +1,133 @@
+//! Work units: the records of a batch as the engine schedules them.
+//!
+//! A plain record is one unit. A KPL aggregate becomes one unit per user record (see
+//! [`crate::aggregation`]), each with its own partition key and its parent's sequence
+//! number. A record whose envelope is broken is still a unit, so that it is accounted for:
+//! it carries the reason and is dead-lettered as undecodable.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+
+use crate::event::{Batch, EventRecord};
+use crate::meta::RecordMeta;
+
+/// Standard base64, padded or not: a record is not rejected for a missing `=`.
+pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One record to process.
+pub(crate) struct Unit<'b> {
+    /// Index of the Kinesis record in the batch that carried it.
+    pub record: usize,
+    pub meta: RecordMeta<'b>,
+    pub data: Data<'b>,
+    /// Why the unit cannot be processed, when its envelope is broken.
+    pub problem: Option<String>,
+    /// The sequence number that names it in a response; `None` when it has no valid one.
+    pub checkpoint: Option<&'b str>,
+}
+
+/// Where a unit's bytes are.
+pub(crate) enum Data<'b> {
+    /// The event's `data` field, still base64.
+    Base64(&'b str),
+    /// Bytes already decoded (a user record inside an aggregate).
+    Raw(&'b [u8]),
+    /// No usable data (a broken envelope).
+    Missing,
+}
+
+impl<'b> Data<'b> {
+    /// The unit's bytes: decoded into `buffer` when base64, borrowed otherwise.
+    pub fn bytes<'s>(&'s self, buffer: &'s mut Vec<u8>) -> Result<&'s [u8], String> {
+        match self {
+            Data::Base64(text) => {
+                buffer.clear();
+                BASE64
+                    .decode_vec(text.as_bytes(), buffer)
+                    .map_err(|e| format!("`kinesis.data` is not valid base64: {e}"))?;
+                Ok(buffer)
+            }
+            Data::Raw(bytes) => Ok(bytes),
+            Data::Missing => Err("the record has no data".into()),
+        }
+    }
+
+    /// The data as base64 for a dead letter: a plain record's field exactly as received.
+    pub fn to_base64(&self) -> Option<String> {
+        match self {
+            Data::Base64(text) => Some((*text).to_owned()),
+            Data::Raw(bytes) => Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            Data::Missing => None,
+        }
+    }
+}
+
+/// The units of a batch, in stream order.
+pub(crate) fn expand<'b>(batch: &'b Batch<'_>) -> Vec<Unit<'b>> {
+    let mut units = Vec::with_capacity(batch.records.len());
+    for (index, record) in batch.records.iter().enumerate() {
+        units.push(plain_unit(index, record));
+    }
+    units
+}
+
+/// A record as one unit: processable when its envelope checks out, broken otherwise.
+pub(crate) fn plain_unit<'b>(index: usize, record: &'b EventRecord<'_>) -> Unit<'b> {
+    match record.check() {
+        Ok(checked) => Unit {
+            record: index,
+            meta: RecordMeta {
+                sequence_number: checked.sequence_number,
+                sub_sequence_number: None,
+                partition_key: checked.partition_key,
+                explicit_hash_key: checked.explicit_hash_key,
+                shard_id: checked.shard_id,
+                event_source_arn: checked.event_source_arn,
+                approximate_arrival: checked.approximate_arrival,
+                aggregated: false,
+            },
+            data: Data::Base64(checked.data),
+            problem: None,
+            checkpoint: Some(checked.sequence_number),
+        },
+        Err(problem) => broken_unit(index, record, problem),
+    }
+}
+
+/// A unit for a record that cannot be processed: whatever its envelope says, and why.
+pub(crate) fn broken_unit<'b>(
+    index: usize,
+    record: &'b EventRecord<'_>,
+    problem: String,
+) -> Unit<'b> {
+    let checkpoint = record.sequence_number();
+    Unit {
+        record: index,
+        meta: RecordMeta {
+            sequence_number: checkpoint.unwrap_or(""),
+            sub_sequence_number: None,
+            partition_key: record.partition_key().unwrap_or(""),
+            explicit_hash_key: record.explicit_hash_key(),
+            shard_id: record.shard_id().unwrap_or(""),
+            event_source_arn: record.event_source_arn().unwrap_or(""),
+            approximate_arrival: record.approximate_arrival().unwrap_or(UNIX_EPOCH),
+            aggregated: false,
+        },
+        data: record.data().map_or(Data::Missing, Data::Base64),
+        problem: Some(problem),
+        checkpoint,
+    }
+}
+
+impl Unit<'_> {
+    /// How long the record had been in the stream at `now`.
+    pub fn age_at(&self, now: SystemTime) -> std::time::Duration {
+        now.duration_since(self.meta.approximate_arrival)
+            .unwrap_or_default()
+    }
+}

@@ -1,0 +1,799 @@
+//! The lenient Kinesis event model.
+//!
+//! The invocation payload is parsed once, borrowing every string from it, into records
+//! whose fields are kept as they came: a field of the wrong type or a missing field is not
+//! a parse error but a fact about that one record, which then fails alone (it becomes a
+//! decode failure of that record). Only a payload that is not a Kinesis batch at all is an
+//! invocation error.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::de::{self, Deserialize, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+use crate::error::Error;
+use crate::sequence;
+
+/// A parsed invocation: the records in the order Lambda sent them.
+pub(crate) struct Batch<'p> {
+    pub records: Vec<EventRecord<'p>>,
+}
+
+/// One element of `Records`, every field as it came.
+#[derive(Default)]
+pub(crate) struct EventRecord<'p> {
+    /// `Some(kind)` when the element is not a JSON object at all.
+    not_an_object: Option<&'static str>,
+    kinesis: Member,
+    sequence_number: Field<'p>,
+    partition_key: Field<'p>,
+    explicit_hash_key: Field<'p>,
+    data: Field<'p>,
+    approximate_arrival_timestamp: Field<'p>,
+    encryption_type: Field<'p>,
+    event_source: Field<'p>,
+    event_source_arn: Field<'p>,
+    event_id: Field<'p>,
+}
+
+/// A record whose envelope holds everything processing needs.
+pub(crate) struct CheckedRecord<'r> {
+    pub sequence_number: &'r str,
+    pub partition_key: &'r str,
+    pub explicit_hash_key: Option<&'r str>,
+    /// The `data` field as sent: base64 text.
+    pub data: &'r str,
+    pub approximate_arrival: SystemTime,
+    pub shard_id: &'r str,
+    pub event_source_arn: &'r str,
+}
+
+/// Whether a member that must be an object is one.
+#[derive(Default, Clone, Copy)]
+enum Member {
+    #[default]
+    Absent,
+    Object,
+    /// Another JSON type, named for error messages.
+    Not(&'static str),
+}
+
+/// One JSON value, kept only as far as the envelope needs it.
+#[derive(Default)]
+enum Field<'p> {
+    #[default]
+    Absent,
+    Null,
+    Str(Cow<'p, str>),
+    Number(f64),
+    /// Another JSON type, named for error messages ("an object", "a boolean", ...).
+    Other(&'static str),
+}
+
+impl<'p> Field<'p> {
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            Field::Str(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    /// What the field is, for messages: "missing", "null", "a string", ...
+    fn describe(&self) -> &'static str {
+        match self {
+            Field::Absent => "missing",
+            Field::Null => "null",
+            Field::Str(_) => "a string",
+            Field::Number(_) => "a number",
+            Field::Other(kind) => kind,
+        }
+    }
+
+    /// The field as a required string, or a message saying what is wrong with it.
+    fn required_str(&self, name: &str) -> Result<&str, String> {
+        self.as_str().ok_or_else(|| match self {
+            Field::Absent => format!("`{name}` is missing"),
+            other => format!("`{name}` is {}, expected a string", other.describe()),
+        })
+    }
+}
+
+impl<'p> EventRecord<'p> {
+    /// The record's sequence number, when it has a valid one: the checkpoint that names it.
+    pub fn sequence_number(&self) -> Option<&str> {
+        self.sequence_number
+            .as_str()
+            .filter(|s| sequence::is_valid(s))
+    }
+
+    /// The partition key, when it is a string.
+    pub fn partition_key(&self) -> Option<&str> {
+        self.partition_key.as_str()
+    }
+
+    /// The explicit hash key, when it is a string.
+    pub fn explicit_hash_key(&self) -> Option<&str> {
+        self.explicit_hash_key.as_str()
+    }
+
+    /// The `data` field as sent, when it is a string.
+    pub fn data(&self) -> Option<&str> {
+        self.data.as_str()
+    }
+
+    /// The stream ARN, when it is a string.
+    pub fn event_source_arn(&self) -> Option<&str> {
+        self.event_source_arn.as_str()
+    }
+
+    /// The shard id named in `eventID` (`shardId-...:sequence`), when there is one.
+    pub fn shard_id(&self) -> Option<&str> {
+        let id = self.event_id.as_str()?;
+        let (shard, _) = id.split_once(':')?;
+        (!shard.is_empty()).then_some(shard)
+    }
+
+    /// The arrival time, when the field is a valid timestamp.
+    pub fn approximate_arrival(&self) -> Option<SystemTime> {
+        match self.approximate_arrival_timestamp {
+            Field::Number(seconds) => arrival_time(seconds),
+            _ => None,
+        }
+    }
+
+    /// The `eventSource`, when it is a string.
+    fn event_source(&self) -> Option<&str> {
+        self.event_source.as_str()
+    }
+
+    /// Every field that processing needs, or the first reason the record cannot be
+    /// processed.
+    pub fn check(&self) -> Result<CheckedRecord<'_>, String> {
+        if let Some(kind) = self.not_an_object {
+            return Err(format!("the record is {kind}, expected an object"));
+        }
+        match self.kinesis {
+            Member::Object => {}
+            Member::Absent => return Err("`kinesis` is missing".into()),
+            Member::Not(kind) => return Err(format!("`kinesis` is {kind}, expected an object")),
+        }
+        let sequence_number = self
+            .sequence_number
+            .required_str("kinesis.sequenceNumber")?;
+        if !sequence::is_valid(sequence_number) {
+            return Err(format!(
+                "`kinesis.sequenceNumber` {sequence_number:?} is not a decimal number"
+            ));
+        }
+        let partition_key = self.partition_key.required_str("kinesis.partitionKey")?;
+        let explicit_hash_key = match &self.explicit_hash_key {
+            Field::Absent | Field::Null => None,
+            Field::Str(key) => Some(&**key),
+            other => {
+                return Err(format!(
+                    "`kinesis.explicitHashKey` is {}, expected a string",
+                    other.describe()
+                ))
+            }
+        };
+        self.check_encryption_type()?;
+        let data = self.data.required_str("kinesis.data")?;
+        let approximate_arrival = self.checked_arrival()?;
+        let event_source_arn = self.event_source_arn.required_str("eventSourceARN")?;
+        let event_id = self.event_id.required_str("eventID")?;
+        let shard_id = self.shard_id().ok_or_else(|| {
+            format!("`eventID` {event_id:?} does not name a shard (`shardId-...:sequence`)")
+        })?;
+        Ok(CheckedRecord {
+            sequence_number,
+            partition_key,
+            explicit_hash_key,
+            data,
+            approximate_arrival,
+            shard_id,
+            event_source_arn,
+        })
+    }
+
+    fn check_encryption_type(&self) -> Result<(), String> {
+        match &self.encryption_type {
+            // Lambda hands server-side encrypted records over decrypted, marked `KMS`.
+            Field::Absent | Field::Null => Ok(()),
+            Field::Str(kind) if kind == "NONE" || kind == "KMS" => Ok(()),
+            Field::Str(kind) => Err(format!(
+                "unknown `kinesis.encryptionType` {kind:?} (expected \"NONE\" or \"KMS\")"
+            )),
+            other => Err(format!(
+                "`kinesis.encryptionType` is {}, expected a string",
+                other.describe()
+            )),
+        }
+    }
+
+    fn checked_arrival(&self) -> Result<SystemTime, String> {
+        const NAME: &str = "kinesis.approximateArrivalTimestamp";
+        match &self.approximate_arrival_timestamp {
+            Field::Number(seconds) => arrival_time(*seconds)
+                .ok_or_else(|| format!("`{NAME}` {seconds} is not a time since 1970")),
+            Field::Absent => Err(format!("`{NAME}` is missing")),
+            other => Err(format!(
+                "`{NAME}` is {}, expected a number",
+                other.describe()
+            )),
+        }
+    }
+}
+
+/// Epoch seconds with a fraction (`1607497475.5` is 500 ms past the second), to the
+/// millisecond that Kinesis records.
+fn arrival_time(seconds: f64) -> Option<SystemTime> {
+    let millis = (seconds * 1000.0).round();
+    (millis.is_finite() && millis >= 0.0 && millis < 1e17)
+        .then(|| UNIX_EPOCH + Duration::from_millis(millis as u64))
+}
+
+/// Parses an invocation payload. Fails only when the payload is not a Kinesis batch.
+pub(crate) fn parse(payload: &[u8]) -> Result<Batch<'_>, Error> {
+    let document: Document<'_> = serde_json::from_slice(payload)
+        .map_err(|e| Error::InvalidEvent(format!("the payload is not valid JSON: {e}")))?;
+    let records = match document {
+        Document::NotAnObject(kind) => {
+            return Err(Error::InvalidEvent(format!(
+                "expected a JSON object with a `Records` array, found {kind}"
+            )))
+        }
+        Document::Object(Field::Absent) => {
+            return Err(Error::InvalidEvent(
+                "the payload has no `Records` array; a Kinesis batch is \
+                 `{\"Records\": [{\"kinesis\": {...}, ...}]}`"
+                    .into(),
+            ))
+        }
+        Document::Object(other) => {
+            return Err(Error::InvalidEvent(format!(
+                "`Records` is {}, expected an array",
+                other.describe()
+            )))
+        }
+        Document::Records(records) => records,
+    };
+    reject_other_sources(&records)?;
+    Ok(Batch { records })
+}
+
+/// Events of other sources (SQS, SNS, DynamoDB Streams, S3) also have `Records`; their
+/// records would all be malformed Kinesis records, so say what they are instead.
+fn reject_other_sources(records: &[EventRecord<'_>]) -> Result<(), Error> {
+    for (index, record) in records.iter().enumerate() {
+        if let Some(source) = record.event_source() {
+            if source != "aws:kinesis" {
+                return Err(Error::InvalidEvent(format!(
+                    "record {index} comes from `{source}`, not `aws:kinesis`: this function \
+                     processes Kinesis batches"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+// ---- serde plumbing: a single pass over the payload, borrowing strings -------------------
+
+enum Document<'p> {
+    NotAnObject(&'static str),
+    /// An object whose `Records` member is absent or not an array.
+    Object(Field<'p>),
+    Records(Vec<EventRecord<'p>>),
+}
+
+/// Maps an object key to one of a fixed set of names, without allocating.
+trait KeySet: Sized {
+    fn from_name(name: &str) -> Self;
+}
+
+struct Key<K>(K);
+
+impl<'de, K: KeySet> Deserialize<'de> for Key<K> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor<K>(PhantomData<K>);
+        impl<K: KeySet> Visitor<'_> for KeyVisitor<K> {
+            type Value = Key<K>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an object key")
+            }
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<Key<K>, E> {
+                Ok(Key(K::from_name(name)))
+            }
+        }
+        deserializer.deserialize_identifier(KeyVisitor(PhantomData))
+    }
+}
+
+enum DocumentKey {
+    Records,
+    Other,
+}
+
+impl KeySet for DocumentKey {
+    fn from_name(name: &str) -> Self {
+        match name {
+            "Records" => DocumentKey::Records,
+            _ => DocumentKey::Other,
+        }
+    }
+}
+
+enum RecordKey {
+    Kinesis,
+    EventSource,
+    EventSourceArn,
+    EventId,
+    Other,
+}
+
+impl KeySet for RecordKey {
+    fn from_name(name: &str) -> Self {
+        match name {
+            "kinesis" => RecordKey::Kinesis,
+            // SNS spells it with a capital E; both say where the record came from.
+            "eventSource" | "EventSource" => RecordKey::EventSource,
+            "eventSourceARN" => RecordKey::EventSourceArn,
+            "eventID" => RecordKey::EventId,
+            _ => RecordKey::Other,
+        }
+    }
+}
+
+enum KinesisKey {
+    SequenceNumber,
+    PartitionKey,
+    ExplicitHashKey,
+    Data,
+    ApproximateArrivalTimestamp,
+    EncryptionType,
+    Other,
+}
+
+impl KeySet for KinesisKey {
+    fn from_name(name: &str) -> Self {
+        match name {
+            "sequenceNumber" => KinesisKey::SequenceNumber,
+            "partitionKey" => KinesisKey::PartitionKey,
+            "explicitHashKey" => KinesisKey::ExplicitHashKey,
+            "data" => KinesisKey::Data,
+            "approximateArrivalTimestamp" => KinesisKey::ApproximateArrivalTimestamp,
+            "encryptionType" => KinesisKey::EncryptionType,
+            _ => KinesisKey::Other,
+        }
+    }
+}
+
+/// Skips the rest of a map or sequence, so that a value of an unexpected type is recorded
+/// rather than failing the parse.
+fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+    while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+    while seq.next_element::<IgnoredAny>()?.is_some() {}
+    Ok(())
+}
+
+/// Implements the scalar half of a visitor: every JSON type other than objects (and, for
+/// some, arrays) is mapped to a value of the visitor's type.
+macro_rules! scalars_as {
+    ($value:ty, |$kind:ident| $wrap:expr) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$value, E> {
+            let $kind = "a boolean";
+            Ok($wrap)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$value, E> {
+            let $kind = "a number";
+            Ok($wrap)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$value, E> {
+            let $kind = "a number";
+            Ok($wrap)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$value, E> {
+            let $kind = "a number";
+            Ok($wrap)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<$value, E> {
+            let $kind = "a string";
+            Ok($wrap)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<$value, E> {
+            let $kind = "null";
+            Ok($wrap)
+        }
+    };
+}
+
+impl<'de> Deserialize<'de> for Document<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct DocumentVisitor;
+        impl<'de> Visitor<'de> for DocumentVisitor {
+            type Value = Document<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kinesis event")
+            }
+            scalars_as!(Document<'de>, |kind| Document::NotAnObject(kind));
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq)?;
+                Ok(Document::NotAnObject("an array"))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut records = Records::Absent;
+                while let Some(Key(key)) = map.next_key::<Key<DocumentKey>>()? {
+                    match key {
+                        DocumentKey::Records => records = map.next_value()?,
+                        DocumentKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(match records {
+                    Records::Absent => Document::Object(Field::Absent),
+                    Records::NotAnArray(kind) => Document::Object(Field::Other(kind)),
+                    Records::List(list) => Document::Records(list),
+                })
+            }
+        }
+        deserializer.deserialize_any(DocumentVisitor)
+    }
+}
+
+enum Records<'p> {
+    Absent,
+    NotAnArray(&'static str),
+    List(Vec<EventRecord<'p>>),
+}
+
+impl<'de> Deserialize<'de> for Records<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RecordsVisitor;
+        impl<'de> Visitor<'de> for RecordsVisitor {
+            type Value = Records<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an array of records")
+            }
+            scalars_as!(Records<'de>, |kind| Records::NotAnArray(kind));
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                drain_map(map)?;
+                Ok(Records::NotAnArray("an object"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut list = Vec::with_capacity(seq.size_hint().unwrap_or(64));
+                while let Some(record) = seq.next_element()? {
+                    list.push(record);
+                }
+                Ok(Records::List(list))
+            }
+        }
+        deserializer.deserialize_any(RecordsVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventRecord<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RecordVisitor;
+        impl<'de> Visitor<'de> for RecordVisitor {
+            type Value = EventRecord<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Kinesis record")
+            }
+            scalars_as!(EventRecord<'de>, |kind| EventRecord {
+                not_an_object: Some(kind),
+                ..EventRecord::default()
+            });
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq)?;
+                Ok(EventRecord {
+                    not_an_object: Some("an array"),
+                    ..EventRecord::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut record = EventRecord::default();
+                while let Some(Key(key)) = map.next_key::<Key<RecordKey>>()? {
+                    match key {
+                        RecordKey::Kinesis => {
+                            let KinesisPart(part) = map.next_value()?;
+                            part.merge_into(&mut record);
+                        }
+                        RecordKey::EventSource => record.event_source = map.next_value()?,
+                        RecordKey::EventSourceArn => record.event_source_arn = map.next_value()?,
+                        RecordKey::EventId => record.event_id = map.next_value()?,
+                        RecordKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(record)
+            }
+        }
+        deserializer.deserialize_any(RecordVisitor)
+    }
+}
+
+/// The `kinesis` member: its own fields, or what it was instead of an object.
+struct KinesisPart<'p>(KinesisFields<'p>);
+
+#[derive(Default)]
+struct KinesisFields<'p> {
+    shape: Member,
+    sequence_number: Field<'p>,
+    partition_key: Field<'p>,
+    explicit_hash_key: Field<'p>,
+    data: Field<'p>,
+    approximate_arrival_timestamp: Field<'p>,
+    encryption_type: Field<'p>,
+}
+
+impl<'p> KinesisFields<'p> {
+    fn merge_into(self, record: &mut EventRecord<'p>) {
+        record.kinesis = self.shape;
+        record.sequence_number = self.sequence_number;
+        record.partition_key = self.partition_key;
+        record.explicit_hash_key = self.explicit_hash_key;
+        record.data = self.data;
+        record.approximate_arrival_timestamp = self.approximate_arrival_timestamp;
+        record.encryption_type = self.encryption_type;
+    }
+}
+
+impl<'de> Deserialize<'de> for KinesisPart<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KinesisVisitor;
+        impl<'de> Visitor<'de> for KinesisVisitor {
+            type Value = KinesisPart<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("the `kinesis` member of a record")
+            }
+            scalars_as!(KinesisPart<'de>, |kind| KinesisPart(KinesisFields {
+                shape: Member::Not(kind),
+                ..KinesisFields::default()
+            }));
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq)?;
+                Ok(KinesisPart(KinesisFields {
+                    shape: Member::Not("an array"),
+                    ..KinesisFields::default()
+                }))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = KinesisFields {
+                    shape: Member::Object,
+                    ..Default::default()
+                };
+                while let Some(Key(key)) = map.next_key::<Key<KinesisKey>>()? {
+                    let slot = match key {
+                        KinesisKey::SequenceNumber => &mut fields.sequence_number,
+                        KinesisKey::PartitionKey => &mut fields.partition_key,
+                        KinesisKey::ExplicitHashKey => &mut fields.explicit_hash_key,
+                        KinesisKey::Data => &mut fields.data,
+                        KinesisKey::ApproximateArrivalTimestamp => {
+                            &mut fields.approximate_arrival_timestamp
+                        }
+                        KinesisKey::EncryptionType => &mut fields.encryption_type,
+                        KinesisKey::Other => {
+                            map.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    *slot = map.next_value()?;
+                }
+                Ok(KinesisPart(fields))
+            }
+        }
+        deserializer.deserialize_any(KinesisVisitor)
+    }
+}
+
+impl<'de> Deserialize<'de> for Field<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FieldVisitor;
+        impl<'de> Visitor<'de> for FieldVisitor {
+            type Value = Field<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Borrowed(text)))
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(text.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
+                Ok(Field::Str(Cow::Owned(text)))
+            }
+            fn visit_f64<E: de::Error>(self, number: f64) -> Result<Self::Value, E> {
+                Ok(Field::Number(number))
+            }
+            fn visit_u64<E: de::Error>(self, number: u64) -> Result<Self::Value, E> {
+                Ok(Field::Number(number as f64))
+            }
+            fn visit_i64<E: de::Error>(self, number: i64) -> Result<Self::Value, E> {
+                Ok(Field::Number(number as f64))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Field::Other("a boolean"))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+                Ok(Field::Null)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                drain_map(map)?;
+                Ok(Field::Other("an object"))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                drain_seq(seq)?;
+                Ok(Field::Other("an array"))
+            }
+        }
+        deserializer.deserialize_any(FieldVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(kinesis: &str) -> String {
+        format!(
+            r#"{{"Records":[{{"kinesis":{kinesis},"eventSource":"aws:kinesis",
+            "eventID":"shardId-000000000006:1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s"}}]}}"#
+        )
+    }
+
+    const GOOD: &str = r#"{"sequenceNumber":"1","partitionKey":"k","data":"aGk=","approximateArrivalTimestamp":1607497475.5}"#;
+
+    #[test]
+    fn a_good_record_checks_out_with_every_field() {
+        let payload = record(GOOD);
+        let batch = parse(payload.as_bytes()).unwrap();
+        let checked = batch.records[0].check().unwrap();
+        assert_eq!(checked.sequence_number, "1");
+        assert_eq!(checked.partition_key, "k");
+        assert_eq!(checked.data, "aGk=");
+        assert_eq!(checked.shard_id, "shardId-000000000006");
+        assert_eq!(checked.explicit_hash_key, None);
+        assert_eq!(
+            checked.event_source_arn,
+            "arn:aws:kinesis:us-east-1:1:stream/s"
+        );
+    }
+
+    #[test]
+    fn fractional_arrival_seconds_are_milliseconds() {
+        let payload = record(GOOD);
+        let batch = parse(payload.as_bytes()).unwrap();
+        let arrival = batch.records[0].check().unwrap().approximate_arrival;
+        let since = arrival.duration_since(UNIX_EPOCH).unwrap();
+        assert_eq!(since, Duration::from_millis(1_607_497_475_500));
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let payload = record(
+            r#"{"sequenceNumber":"1","partitionKey":"a\/b","data":"aGk=","approximateArrivalTimestamp":1}"#,
+        );
+        let batch = parse(payload.as_bytes()).unwrap();
+        assert!(matches!(
+            batch.records[0].data,
+            Field::Str(Cow::Borrowed(_))
+        ));
+        assert_eq!(batch.records[0].check().unwrap().partition_key, "a/b");
+    }
+
+    #[test]
+    fn each_wrong_field_fails_its_record_with_a_message_naming_it() {
+        let cases = [
+            (
+                r#"{"partitionKey":"k","data":"","approximateArrivalTimestamp":1}"#,
+                "`kinesis.sequenceNumber` is missing",
+            ),
+            (
+                r#"{"sequenceNumber":5,"partitionKey":"k","data":"","approximateArrivalTimestamp":1}"#,
+                "`kinesis.sequenceNumber` is a number, expected a string",
+            ),
+            (
+                r#"{"sequenceNumber":"x1","partitionKey":"k","data":"","approximateArrivalTimestamp":1}"#,
+                "is not a decimal number",
+            ),
+            (
+                r#"{"sequenceNumber":"1","partitionKey":[],"data":"","approximateArrivalTimestamp":1}"#,
+                "`kinesis.partitionKey` is an array",
+            ),
+            (
+                r#"{"sequenceNumber":"1","partitionKey":"k","data":null,"approximateArrivalTimestamp":1}"#,
+                "`kinesis.data` is null",
+            ),
+            (
+                r#"{"sequenceNumber":"1","partitionKey":"k","data":"","approximateArrivalTimestamp":"1"}"#,
+                "is a string, expected a number",
+            ),
+            (
+                r#"{"sequenceNumber":"1","partitionKey":"k","data":"","approximateArrivalTimestamp":-5}"#,
+                "is not a time since 1970",
+            ),
+            (
+                r#"{"sequenceNumber":"1","partitionKey":"k","data":"","approximateArrivalTimestamp":1,"encryptionType":"ROT13"}"#,
+                "unknown `kinesis.encryptionType` \"ROT13\"",
+            ),
+            (
+                r#"{"sequenceNumber":"1","partitionKey":"k","data":"","approximateArrivalTimestamp":1,"explicitHashKey":{}}"#,
+                "`kinesis.explicitHashKey` is an object",
+            ),
+            ("true", "`kinesis` is a boolean"),
+            ("null", "`kinesis` is null"),
+        ];
+        for (kinesis, expected) in cases {
+            let payload = record(kinesis);
+            let batch = parse(payload.as_bytes()).expect(kinesis);
+            let problem = batch.records[0].check().err().expect(kinesis);
+            assert!(problem.contains(expected), "{kinesis}: {problem}");
+        }
+    }
+
+    #[test]
+    fn kms_and_none_encryption_types_are_accepted() {
+        for kind in ["\"NONE\"", "\"KMS\"", "null"] {
+            let kinesis = GOOD.replace('}', &format!(",\"encryptionType\":{kind}}}"));
+            let payload = record(&kinesis);
+            assert!(
+                parse(payload.as_bytes()).unwrap().records[0]
+                    .check()
+                    .is_ok(),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_record_that_is_not_an_object_fails_alone() {
+        let payload = format!(
+            r#"{{"Records":[7,{}]}}"#,
+            &record(GOOD)[12..record(GOOD).len() - 2]
+        );
+        let batch = parse(payload.as_bytes()).unwrap();
+        assert_eq!(batch.records.len(), 2);
+        assert!(batch.records[0]
+            .check()
+            .unwrap_err()
+            .contains("is a number"));
+        assert!(batch.records[1].check().is_ok());
+    }
+
+    #[test]
+    fn payloads_that_are_not_kinesis_batches_are_invocation_errors() {
+        let cases = [
+            (&b"not json"[..], "not valid JSON"),
+            (b"[1,2]", "found an array"),
+            (b"{}", "no `Records` array"),
+            (b"{\"Records\":{}}", "`Records` is an object"),
+            (
+                b"{\"Records\":[{\"eventSource\":\"aws:sqs\",\"body\":\"x\"}]}",
+                "`aws:sqs`",
+            ),
+            (
+                b"{\"Records\":[{\"EventSource\":\"aws:sns\"}]}",
+                "`aws:sns`",
+            ),
+        ];
+        for (payload, expected) in cases {
+            let err = parse(payload).err().expect("an error");
+            assert!(matches!(err, Error::InvalidEvent(_)));
+            assert!(err.to_string().contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_empty_records_array_is_an_empty_batch() {
+        assert!(parse(b"{\"Records\":[]}").unwrap().records.is_empty());
+    }
+}

@@ -1,0 +1,126 @@
+//! Typed record processors for Amazon Kinesis Data Streams on AWS Lambda.
+//!
+//! Put `#[kinesis_processor]` on a function that processes one record; the attribute
+//! turns it into a full Lambda handler that parses the batch leniently, decodes each
+//! record, processes records in stream order, retries in-process, dead-letters poison
+//! records, and answers Lambda with the checkpoint that loses nothing.
+//!
+//! ```no_run
+//! use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
+//! use kinesis_processor::dead_letter::LogDeadLetter;
+//! use serde::Deserialize;
+//!
+//! #[derive(Deserialize)]
+//! struct Click { user_id: String, url: String }
+//!
+//! /// Counts clicks per page.
+//! #[kinesis_processor(retries = 3)]
+//! async fn track(click: Click, meta: &RecordMeta) -> Result<(), RecordError> {
+//!     if click.url.is_empty() {
+//!         return Err(RecordError::reject("a click without a url"));
+//!     }
+//!     println!("{} clicked {} ({})", click.user_id, click.url, meta.sequence_number());
+//!     Ok(())
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), kinesis_processor::Error> {
+//!     track().dead_letter(LogDeadLetter::new()).run().await
+//! }
+//! ```
+//!
+//! # The function
+//!
+//! `async fn NAME(payload: T [, meta: &RecordMeta] [, state: &S]) -> Result<(), E>` (or a
+//! plain `fn`), with `E: Into<RecordError>`. The attribute replaces it with
+//! `fn NAME() -> Processor<..>`, keeping its visibility and docs. Options:
+//!
+//! | option | meaning | default |
+//! |---|---|---|
+//! | `format = json \| text \| bytes \| path::To::Format` | how a record's bytes become `T` ([`decode`]) | `json` |
+//! | `retries = N` | in-process attempts after the first, with jittered exponential backoff | 2 |
+//! | `crate = "path"` | where this crate is, when renamed | `::kinesis_processor` |
+//!
+//! # The rules it keeps
+//!
+//! - **Nothing is lost.** Every record ends succeeded, dead-lettered (the sink confirmed
+//!   it), or at or after the checkpoint that the response reports, so Lambda delivers it
+//!   again.
+//! - **Kinesis checkpoints.** The response names at most one record: the first one not
+//!   finished. After a failure no later record starts, since Lambda redelivers them all.
+//!   Sequence numbers are compared as big integers.
+//! - **Errors.** Retryable errors (any `std::error::Error` through `?`, a panic) are
+//!   retried in-process, then reported. [`RecordError::reject`] and undecodable records
+//!   go to the dead-letter sink and the batch moves on; with no sink they are reported.
+//! - **Lenient envelope.** One malformed record fails alone; a payload that is not a
+//!   Kinesis batch is an invocation error with a clear message.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dead_letter;
+pub mod decode;
+mod engine;
+mod error;
+mod event;
+mod handler;
+mod meta;
+mod processor;
+mod report;
+mod runner;
+mod sequence;
+pub mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{BoxError, Error, RecordError, RecordErrorKind};
+pub use handler::{Handler, RecordFn};
+pub use kinesis_processor_macros::kinesis_processor;
+pub use meta::RecordMeta;
+pub use processor::{Processor, SYNTHETIC_TIMEOUT};
+pub use report::{BatchReport, BatchSummary, Outcome, RecordOutcome};
+pub use settings::OnRetriesExhausted;
+
+/// What the attribute's expansion calls; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    use crate::decode::Decode;
+    use crate::handler::{FnHandler, Handler, RecordFn};
+    use crate::{Processor, RecordError};
+
+    /// The processor for an attributed function.
+    pub fn processor<Format, T, S, F>(
+        name: &'static str,
+        function: F,
+        state: Option<S>,
+    ) -> Processor<impl Handler<Payload = T, State = S>>
+    where
+        Format: Decode<T>,
+        F: for<'a> RecordFn<'a, T, S>,
+    {
+        Processor::new(FnHandler::<F, T, S, Format>::new(name, function), state)
+    }
+
+    /// Converts what the user's function returned.
+    pub fn into_record_result<R: RecordResult>(result: R) -> Result<(), RecordError> {
+        result.into_record_result()
+    }
+
+    /// What a processing function may return.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[kinesis_processor]` function must return `Result<(), E>` with \
+                   `E: Into<RecordError>`, not `{Self}`",
+        label = "the function's return type",
+        note = "return `Result<(), RecordError>`, or any `Result<(), E>` where `E` is a \
+                `std::error::Error + Send + Sync + 'static` (retryable)"
+    )]
+    pub trait RecordResult {
+        /// The result as the engine takes it.
+        fn into_record_result(self) -> Result<(), RecordError>;
+    }
+
+    impl<E: Into<RecordError>> RecordResult for Result<(), E> {
+        fn into_record_result(self) -> Result<(), RecordError> {
+            self.map_err(Into::into)
+        }
+    }
+}

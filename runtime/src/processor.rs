@@ -1,0 +1,164 @@
+//! [`Processor`]: a processing function with its state, sink and settings, ready to be run
+//! in Lambda, invoked in tests, or replayed locally.
+
+use std::any::type_name;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tracing::Instrument as _;
+
+use crate::dead_letter::{DeadLetterSink, ErasedSink};
+use crate::engine::{self, Context};
+use crate::error::Error;
+use crate::handler::Handler;
+use crate::report::BatchReport;
+use crate::settings::Settings;
+
+/// The remaining time [`Processor::process`] gives an invocation: Lambda's maximum timeout.
+pub const SYNTHETIC_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// A record processor: what `#[kinesis_processor]` turns a function into.
+///
+/// Calling the attributed function returns one; the builder methods set what the
+/// attribute did not, and [`run`](Self::run) serves Lambda invocations while
+/// [`process`](Self::process) handles one payload (tests, replays).
+///
+/// ```
+/// use kinesis_processor::{kinesis_processor, RecordError};
+/// use kinesis_processor::dead_letter::LogDeadLetter;
+///
+/// struct Greeting(String);
+///
+/// #[kinesis_processor(format = text)]
+/// async fn greet(name: String, greeting: &Greeting) -> Result<(), RecordError> {
+///     println!("{}, {name}", greeting.0);
+///     Ok(())
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let processor = greet()
+///     .state(Greeting("hello".into()))
+///     .dead_letter(LogDeadLetter::new())
+///     .retries(5);
+/// let report = processor.process(br#"{"Records": []}"#).await.unwrap();
+/// assert!(report.response().batch_item_failures.is_empty());
+/// # });
+/// ```
+pub struct Processor<H: Handler> {
+    handler: H,
+    state: Option<H::State>,
+    settings: Settings,
+    sink: Option<Box<dyn ErasedSink>>,
+}
+
+impl<H: Handler> Processor<H> {
+    /// A processor for `handler`; `state` is `Some(())` for functions that take none.
+    pub(crate) fn new(handler: H, state: Option<H::State>) -> Self {
+        Processor {
+            handler,
+            state,
+            settings: Settings::default(),
+            sink: None,
+        }
+    }
+
+    /// Gives the processor the shared state that its function takes by reference (a
+    /// lookup table, a client, a connection pool), set up once in `main`.
+    pub fn state(mut self, state: H::State) -> Self {
+        self.state = Some(state);
+        self
+    }
+
+    /// Sends poison records to `sink` instead of reporting them to Lambda.
+    ///
+    /// Without a sink, permanent failures are reported like retryable ones, so nothing is
+    /// dropped silently; [`LogDeadLetter`](crate::dead_letter::LogDeadLetter) is the
+    /// explicit choice to log them and move on.
+    pub fn dead_letter(mut self, sink: impl DeadLetterSink) -> Self {
+        self.sink = Some(Box::new(sink));
+        self
+    }
+
+    /// In-process attempts after the first for a retryable failure (`retries = N` on the
+    /// attribute; default [`DEFAULT_RETRIES`](crate::settings::DEFAULT_RETRIES)), with
+    /// jittered exponential backoff starting at 50 ms and capped at 2 s. `0` turns
+    /// retries off.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.settings.retries = retries;
+        self
+    }
+
+    /// The function's name.
+    pub fn name(&self) -> &'static str {
+        self.handler.name()
+    }
+
+    /// Processes one invocation payload, the bytes exactly as Lambda sends them, with the
+    /// remaining time of a 15-minute invocation.
+    ///
+    /// Per-record failures are in the report; an `Err` means the payload is not a
+    /// Kinesis batch, or the batch cannot be acknowledged record by record.
+    pub async fn process(&self, payload: impl AsRef<[u8]>) -> Result<BatchReport, Error> {
+        self.process_with_deadline(payload, SYNTHETIC_TIMEOUT).await
+    }
+
+    /// Processes one invocation payload as if `remaining` were the time left before the
+    /// invocation's deadline.
+    pub async fn process_with_deadline(
+        &self,
+        payload: impl AsRef<[u8]>,
+        remaining: Duration,
+    ) -> Result<BatchReport, Error> {
+        static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
+        let request_id = format!("local-{}", INVOCATIONS.fetch_add(1, Ordering::Relaxed) + 1);
+        self.invoke(payload.as_ref(), &request_id, Instant::now() + remaining)
+            .await
+    }
+
+    /// Processes one invocation.
+    pub(crate) async fn invoke(
+        &self,
+        payload: &[u8],
+        request_id: &str,
+        deadline: Instant,
+    ) -> Result<BatchReport, Error> {
+        let state = self.checked_state()?;
+        let function_name = function_name(self.handler.name());
+        let cx = Context {
+            request_id,
+            function_name: &function_name,
+            deadline,
+            started: SystemTime::now(),
+            settings: &self.settings,
+            sink: self.sink.as_deref(),
+        };
+        let span = tracing::info_span!(
+            "kinesis_batch",
+            request_id,
+            processor = self.handler.name(),
+            stream = tracing::field::Empty,
+            shard_id = tracing::field::Empty,
+            batch_size = tracing::field::Empty,
+            user_records = tracing::field::Empty,
+            first_sequence_number = tracing::field::Empty,
+            last_sequence_number = tracing::field::Empty,
+        );
+        engine::process_batch(&self.handler, state, payload, &cx)
+            .instrument(span)
+            .await
+    }
+
+    /// The state, or the error saying that `.state(..)` is missing.
+    pub(crate) fn checked_state(&self) -> Result<&H::State, Error> {
+        self.state.as_ref().ok_or(Error::MissingState {
+            processor: self.handler.name(),
+            state_type: type_name::<H::State>(),
+        })
+    }
+}
+
+/// The Lambda function's name when running in Lambda, the processor's name otherwise.
+fn function_name(processor: &str) -> String {
+    std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| processor.to_owned())
+}

@@ -1,0 +1,376 @@
+//! [`BatchReport`]: the response for Lambda and what became of every record.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::time::Duration;
+
+use aws_lambda_events::event::streams::KinesisEventResponse;
+
+use crate::dead_letter::DeadLetterReason;
+use crate::engine::units::Unit;
+use crate::engine::Context;
+use crate::engine::Ledger;
+use crate::error::Error;
+use crate::event::Batch;
+use crate::sequence;
+
+/// The result of processing one invocation: the response that goes back to Lambda, and
+/// the outcome of every record.
+///
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use kinesis_processor::{kinesis_processor, Outcome, RecordError};
+/// use kinesis_processor::testing::TestBatch;
+///
+/// #[kinesis_processor(format = text, retries = 0)]
+/// async fn shout(line: String) -> Result<(), RecordError> {
+///     if line.is_empty() { Err(RecordError::retry("empty")) } else { Ok(()) }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let event = TestBatch::new().text("a").text("").text("b").build();
+/// let report = shout().process(event).await.unwrap();
+/// let outcomes: Vec<Outcome> = report.records().map(|r| r.outcome()).collect();
+/// assert_eq!(outcomes, [Outcome::Succeeded, Outcome::Failed, Outcome::NotStarted]);
+/// // Lambda resumes the shard at the failed record.
+/// let failures = &report.response().batch_item_failures;
+/// assert_eq!(failures[0].item_identifier.as_deref(), report.records().nth(1).unwrap().sequence_number());
+/// # });
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct BatchReport {
+    response: KinesisEventResponse,
+    rows: Vec<Row>,
+    /// The strings of every row, end to end: one allocation for the whole batch.
+    text: String,
+    summary: BatchSummary,
+}
+
+#[derive(Clone, Debug)]
+struct Row {
+    shard_id: Span,
+    sequence_number: Span,
+    partition_key: Span,
+    sub_sequence_number: Option<u64>,
+    outcome: Outcome,
+    attempts: u32,
+    error: Option<String>,
+    redelivered: bool,
+}
+
+/// A string inside [`BatchReport::text`]; empty when the record lacked the field.
+#[derive(Clone, Copy, Debug)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// What became of one record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Outcome {
+    /// The processing function returned `Ok`.
+    Succeeded,
+    /// The dead-letter sink confirmed the record's dead letter.
+    DeadLettered(DeadLetterReason),
+    /// It failed and is reported to Lambda (retries ran out, or it was rejected or
+    /// undecodable with no sink to take it, or the sink refused its dead letter).
+    Failed,
+    /// The deadline came while it was being processed; its future was dropped.
+    TimedOut,
+    /// It was never started: an earlier failure or the deadline stopped the batch first,
+    /// or its dead letter was withheld because Lambda delivers it again anyway.
+    NotStarted,
+}
+
+impl Outcome {
+    /// Whether the record is done: succeeded or dead-lettered.
+    ///
+    /// ```
+    /// use kinesis_processor::Outcome;
+    /// assert!(Outcome::Succeeded.is_finished());
+    /// assert!(!Outcome::TimedOut.is_finished());
+    /// ```
+    pub fn is_finished(self) -> bool {
+        matches!(self, Outcome::Succeeded | Outcome::DeadLettered(_))
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Succeeded => f.write_str("succeeded"),
+            Outcome::DeadLettered(reason) => write!(f, "dead-lettered ({reason})"),
+            Outcome::Failed => f.write_str("failed"),
+            Outcome::TimedOut => f.write_str("timed out"),
+            Outcome::NotStarted => f.write_str("not started"),
+        }
+    }
+}
+
+/// One record's outcome, borrowed from a [`BatchReport`].
+#[derive(Clone, Copy)]
+pub struct RecordOutcome<'r> {
+    report: &'r BatchReport,
+    row: &'r Row,
+}
+
+impl<'r> RecordOutcome<'r> {
+    fn text(&self, span: Span) -> &'r str {
+        &self.report.text[span.start as usize..span.end as usize]
+    }
+
+    fn optional(&self, span: Span) -> Option<&'r str> {
+        Some(self.text(span)).filter(|text| !text.is_empty())
+    }
+
+    /// The record's sequence number (the parent's, for a user record of an aggregate);
+    /// `None` when the envelope had no valid one.
+    pub fn sequence_number(&self) -> Option<&'r str> {
+        self.optional(self.row.sequence_number)
+    }
+
+    /// The user record's position in its KPL aggregate.
+    pub fn sub_sequence_number(&self) -> Option<u64> {
+        self.row.sub_sequence_number
+    }
+
+    /// The partition key, when the envelope had one.
+    pub fn partition_key(&self) -> Option<&'r str> {
+        self.optional(self.row.partition_key)
+    }
+
+    /// The shard id, when the envelope named one.
+    pub fn shard_id(&self) -> Option<&'r str> {
+        self.optional(self.row.shard_id)
+    }
+
+    /// What became of the record.
+    pub fn outcome(&self) -> Outcome {
+        self.row.outcome
+    }
+
+    /// How many times the processing function was called for it.
+    pub fn attempts(&self) -> u32 {
+        self.row.attempts
+    }
+
+    /// The last error, for records that did not succeed.
+    pub fn error(&self) -> Option<&'r str> {
+        self.row.error.as_deref()
+    }
+
+    /// Whether Lambda will deliver the record again: it is at or after the reported
+    /// checkpoint (a record that succeeded there is processed twice).
+    pub fn redelivered(&self) -> bool {
+        self.row.redelivered
+    }
+}
+
+impl fmt::Debug for RecordOutcome<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordOutcome")
+            .field("sequence_number", &self.sequence_number())
+            .field("sub_sequence_number", &self.sub_sequence_number())
+            .field("partition_key", &self.partition_key())
+            .field("outcome", &self.outcome())
+            .field("attempts", &self.attempts())
+            .field("error", &self.error())
+            .field("redelivered", &self.redelivered())
+            .finish()
+    }
+}
+
+/// Counts over one invocation: the numbers behind the metrics.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchSummary {
+    /// Kinesis records in the invocation.
+    pub records: usize,
+    /// Records after de-aggregation (user records of KPL aggregates counted one by one).
+    pub user_records: usize,
+    /// Records that succeeded.
+    pub succeeded: usize,
+    /// Attempts beyond each record's first.
+    pub retried_attempts: u64,
+    /// Records reported to Lambda as failed.
+    pub failed: usize,
+    /// Records cut at the deadline.
+    pub timed_out: usize,
+    /// Records never started.
+    pub not_started: usize,
+    /// Records whose dead letter the sink confirmed, by reason
+    /// (in the order of [`DeadLetterReason::ALL`]).
+    pub dead_lettered: [usize; 4],
+    /// Records that could not be decoded (dead-lettered or not).
+    pub decode_errors: usize,
+    /// Records older than `max_record_age` (dead-lettered or not).
+    pub expired: usize,
+    /// The age of the oldest record when the invocation started: the iterator age.
+    pub iterator_age: Option<Duration>,
+    /// How long the invocation took.
+    pub duration: Duration,
+}
+
+impl BatchSummary {
+    /// Dead-lettered records with this reason.
+    ///
+    /// ```
+    /// use kinesis_processor::{dead_letter::DeadLetterReason, BatchSummary};
+    /// assert_eq!(BatchSummary::default().dead_lettered(DeadLetterReason::Expired), 0);
+    /// ```
+    pub fn dead_lettered(&self, reason: DeadLetterReason) -> usize {
+        self.dead_lettered[reason_index(reason)]
+    }
+
+    /// Dead-lettered records, all reasons together.
+    pub fn dead_lettered_total(&self) -> usize {
+        self.dead_lettered.iter().sum()
+    }
+}
+
+fn reason_index(reason: DeadLetterReason) -> usize {
+    DeadLetterReason::ALL
+        .iter()
+        .position(|r| *r == reason)
+        .unwrap_or(0)
+}
+
+impl BatchReport {
+    /// Builds the report from the ledger at the end of an invocation.
+    pub(crate) fn new(
+        batch: &Batch<'_>,
+        units: &[Unit<'_>],
+        ledger: Ledger<'_, '_>,
+        cx: &Context<'_>,
+        duration: Duration,
+    ) -> Result<Self, Error> {
+        let outcomes: Vec<Outcome> = ledger.outcomes().collect();
+        let checkpoint = checkpoint(units, &outcomes)?;
+        let mut response = KinesisEventResponse::default();
+        if let Some(sequence_number) = checkpoint {
+            response.add_failure(sequence_number);
+        }
+        let mut text = String::with_capacity(units.len() * 96);
+        let mut rows = Vec::with_capacity(units.len());
+        let mut summary = BatchSummary {
+            records: batch.records.len(),
+            user_records: units.len(),
+            retried_attempts: ledger.retried_attempts,
+            duration,
+            ..BatchSummary::default()
+        };
+        for (index, (unit, outcome)) in units.iter().zip(&outcomes).enumerate() {
+            summary.count(*outcome, ledger.reason(index));
+            let redelivered = match (checkpoint, unit.checkpoint) {
+                (Some(at), Some(own)) => sequence::compare(own, at) != Ordering::Less,
+                _ => false,
+            };
+            rows.push(Row {
+                shard_id: push(&mut text, unit.meta.shard_id),
+                sequence_number: push(&mut text, unit.checkpoint.unwrap_or("")),
+                partition_key: push(&mut text, unit.meta.partition_key),
+                sub_sequence_number: unit.meta.sub_sequence_number,
+                outcome: *outcome,
+                attempts: ledger.attempts[index],
+                error: ledger.errors[index].clone(),
+                redelivered,
+            });
+        }
+        summary.iterator_age = units
+            .iter()
+            .filter(|unit| unit.problem.is_none())
+            .map(|unit| unit.age_at(cx.started))
+            .max();
+        Ok(BatchReport {
+            response,
+            rows,
+            text,
+            summary,
+        })
+    }
+
+    /// The response for Lambda: at most one `batchItemFailures` entry, the first record
+    /// not finished. Empty when the whole batch is done.
+    pub fn response(&self) -> &KinesisEventResponse {
+        &self.response
+    }
+
+    /// The response, by value.
+    pub fn into_response(self) -> KinesisEventResponse {
+        self.response
+    }
+
+    /// The sequence number Lambda will resume the shard from, if any.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.response
+            .batch_item_failures
+            .first()?
+            .item_identifier
+            .as_deref()
+    }
+
+    /// Every record's outcome, in stream order (user records of aggregates one by one).
+    pub fn records(&self) -> impl ExactSizeIterator<Item = RecordOutcome<'_>> + '_ {
+        self.rows
+            .iter()
+            .map(move |row| RecordOutcome { report: self, row })
+    }
+
+    /// Counts over the invocation.
+    pub fn summary(&self) -> &BatchSummary {
+        &self.summary
+    }
+}
+
+fn push(text: &mut String, value: &str) -> Span {
+    let start = text.len() as u32;
+    text.push_str(value);
+    Span {
+        start,
+        end: text.len() as u32,
+    }
+}
+
+impl BatchSummary {
+    fn count(&mut self, outcome: Outcome, reason: Option<DeadLetterReason>) {
+        match outcome {
+            Outcome::Succeeded => self.succeeded += 1,
+            Outcome::DeadLettered(reason) => self.dead_lettered[reason_index(reason)] += 1,
+            Outcome::Failed => self.failed += 1,
+            Outcome::TimedOut => self.timed_out += 1,
+            Outcome::NotStarted => self.not_started += 1,
+        }
+        match reason {
+            Some(DeadLetterReason::DecodeError) => self.decode_errors += 1,
+            Some(DeadLetterReason::Expired) => self.expired += 1,
+            _ => {}
+        }
+    }
+}
+
+/// The checkpoint: the lowest sequence number among records not finished.
+///
+/// Lambda resumes the shard from it and delivers everything after it again, so naming any
+/// later record would lose the unfinished ones before it. A record that is not finished
+/// and has no valid sequence number cannot be named at all: the batch must fail whole.
+fn checkpoint<'u>(units: &[Unit<'u>], outcomes: &[Outcome]) -> Result<Option<&'u str>, Error> {
+    let mut lowest: Option<&'u str> = None;
+    for (unit, outcome) in units.iter().zip(outcomes) {
+        if outcome.is_finished() {
+            continue;
+        }
+        let Some(sequence_number) = unit.checkpoint else {
+            return Err(Error::Uncheckpointable(format!(
+                "record {} ({}) is {outcome} and has no valid sequence number to report",
+                unit.record,
+                unit.problem.as_deref().unwrap_or("no problem recorded"),
+            )));
+        };
+        if lowest.is_none_or(|low| sequence::compare(sequence_number, low) == Ordering::Less) {
+            lowest = Some(sequence_number);
+        }
+    }
+    Ok(lowest)
+}

@@ -1,0 +1,216 @@
+//! [`TestBatch`]: Lambda Kinesis events built in code.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::{json, Value};
+
+/// A Lambda Kinesis event under construction: records with realistic 56-digit sequence
+/// numbers, a shard id, a stream ARN and arrival times.
+///
+/// Each record gets the partition key `key-N` (N its position) unless
+/// [`partition_key`](Self::partition_key) sets another; the methods that describe a record
+/// apply to the record added last.
+///
+/// ```
+/// use kinesis_processor::testing::TestBatch;
+/// use std::time::{Duration, SystemTime};
+///
+/// let payload = TestBatch::new()
+///     .json(&serde_json::json!({"user": "ada"}))
+///     .partition_key("user-ada")
+///     .text("plain words")
+///     .arrival(SystemTime::now() - Duration::from_secs(3600))
+///     .bytes(&[0xff, 0x00])
+///     .build();
+/// let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+/// assert_eq!(event["Records"].as_array().unwrap().len(), 3);
+/// assert_eq!(event["Records"][0]["kinesis"]["partitionKey"], "user-ada");
+/// ```
+#[derive(Clone, Debug)]
+pub struct TestBatch {
+    shard_id: String,
+    stream_arn: String,
+    arrival: f64,
+    records: Vec<Value>,
+}
+
+/// The first sequence number a test batch hands out (a real one, from the AWS docs).
+const FIRST_SEQUENCE: &str = "49590338271490256608559692538361571095921575989136588898";
+
+impl Default for TestBatch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestBatch {
+    /// An empty batch from `shardId-000000000006` of the stream `test-stream`, its records
+    /// arriving now.
+    pub fn new() -> Self {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        TestBatch {
+            shard_id: "shardId-000000000006".into(),
+            stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/test-stream".into(),
+            arrival: epoch_seconds(now.as_millis()),
+            records: Vec::new(),
+        }
+    }
+
+    /// Sets the shard of every record.
+    pub fn shard_id(mut self, shard_id: &str) -> Self {
+        self.shard_id = shard_id.to_owned();
+        for record in &mut self.records {
+            let sequence = record["kinesis"]["sequenceNumber"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned();
+            record["eventID"] = json!(format!("{shard_id}:{sequence}"));
+        }
+        self
+    }
+
+    /// Sets the stream ARN of every record.
+    pub fn stream_arn(mut self, arn: &str) -> Self {
+        self.stream_arn = arn.to_owned();
+        for record in &mut self.records {
+            record["eventSourceARN"] = json!(arn);
+        }
+        self
+    }
+
+    /// Adds a record holding `value` as JSON.
+    pub fn json<T: Serialize + ?Sized>(self, value: &T) -> Self {
+        let bytes = serde_json::to_vec(value).expect("the test value serializes to JSON");
+        self.bytes(&bytes)
+    }
+
+    /// Adds a record holding `text` as UTF-8.
+    pub fn text(self, text: &str) -> Self {
+        self.bytes(text.as_bytes())
+    }
+
+    /// Adds a record holding `data`.
+    pub fn bytes(self, data: &[u8]) -> Self {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+        self.base64(&encoded)
+    }
+
+    /// Adds a record whose `data` field is `text` verbatim, valid base64 or not.
+    pub fn base64(mut self, text: &str) -> Self {
+        let index = self.records.len();
+        let sequence_number = sequence_number(index);
+        self.records.push(json!({
+            "kinesis": {
+                "kinesisSchemaVersion": "1.0",
+                "partitionKey": format!("key-{index}"),
+                "sequenceNumber": sequence_number,
+                "data": text,
+                "approximateArrivalTimestamp": self.arrival,
+            },
+            "eventSource": "aws:kinesis",
+            "eventVersion": "1.0",
+            "eventID": format!("{}:{sequence_number}", self.shard_id),
+            "eventName": "aws:kinesis:record",
+            "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+            "awsRegion": "us-east-1",
+            "eventSourceARN": self.stream_arn,
+        }));
+        self
+    }
+
+    /// Adds `record` as an element of `Records` exactly as given, for malformed envelopes.
+    pub fn raw_record(mut self, record: Value) -> Self {
+        self.records.push(record);
+        self
+    }
+
+    /// Sets the partition key of the last record.
+    pub fn partition_key(self, key: &str) -> Self {
+        self.set_kinesis("partitionKey", json!(key))
+    }
+
+    /// Sets the explicit hash key of the last record.
+    pub fn explicit_hash_key(self, key: &str) -> Self {
+        self.set_kinesis("explicitHashKey", json!(key))
+    }
+
+    /// Sets the arrival time of the last record.
+    pub fn arrival(self, at: SystemTime) -> Self {
+        let millis = at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        self.set_kinesis("approximateArrivalTimestamp", json!(epoch_seconds(millis)))
+    }
+
+    /// Sets the sequence number of the last record (and its `eventID`).
+    pub fn sequence_number(mut self, sequence_number: &str) -> Self {
+        let shard = self.shard_id.clone();
+        if let Some(record) = self.records.last_mut() {
+            record["eventID"] = json!(format!("{shard}:{sequence_number}"));
+        }
+        self.set_kinesis("sequenceNumber", json!(sequence_number))
+    }
+
+    /// Sets a field of the last record's `kinesis` member to any JSON value.
+    pub fn kinesis_field(self, name: &str, value: Value) -> Self {
+        self.set_kinesis(name, value)
+    }
+
+    fn set_kinesis(mut self, name: &str, value: Value) -> Self {
+        let record = self
+            .records
+            .last_mut()
+            .expect("add a record before describing it");
+        record["kinesis"][name] = value;
+        self
+    }
+
+    /// The sequence numbers of the records so far, in order.
+    pub fn sequence_numbers(&self) -> Vec<String> {
+        self.records
+            .iter()
+            .map(|r| {
+                r["kinesis"]["sequenceNumber"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// The invocation payload: `{"Records": [...]}` as Lambda sends it.
+    pub fn build(self) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "Records": self.records })).expect("JSON values serialize")
+    }
+}
+
+/// The `index`-th sequence number of a test batch: 56 digits, growing with the index.
+fn sequence_number(index: usize) -> String {
+    let (prefix, tail) = FIRST_SEQUENCE.split_at(FIRST_SEQUENCE.len() - 24);
+    let tail: u128 = tail.parse().expect("digits");
+    format!("{prefix}{:024}", tail + 1_000_000 * index as u128)
+}
+
+/// Milliseconds since 1970 as the event writes them: seconds with a fraction.
+fn epoch_seconds(millis: u128) -> f64 {
+    millis as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequence_numbers_have_56_digits_and_grow() {
+        let first = sequence_number(0);
+        assert_eq!(first, FIRST_SEQUENCE);
+        let later = sequence_number(12_345);
+        assert_eq!(later.len(), 56);
+        assert!(later > first);
+    }
+}
