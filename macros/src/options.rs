@@ -1,0 +1,189 @@
+//! The attribute's options: `format`, `retries`, `crate`, ...
+//!
+//! Every option is parsed, each error is recorded with the span of its cause, and parsing
+//! goes on, so that one compile shows every mistake.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, ToTokens};
+use syn::meta::ParseNestedMeta;
+use syn::{Expr, ExprLit, ExprPath, Lit, Path};
+
+/// The options the attribute accepts, in the order error messages list them.
+const VALID: &[&str] = &["format", "retries", "crate"];
+
+/// How a record's bytes become the payload.
+pub enum Format {
+    Json,
+    Text,
+    Bytes,
+    /// A user type implementing the runtime's `Decode<T>`.
+    Custom(Path),
+}
+
+/// The parsed options; `None` means the runtime's default.
+pub struct Options {
+    pub format: Option<(Format, Span)>,
+    pub retries: Option<u32>,
+    pub krate: Option<Path>,
+}
+
+impl Options {
+    /// Parses the attribute's arguments, collecting every error.
+    pub fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
+        let mut options = Options {
+            format: None,
+            retries: None,
+            krate: None,
+        };
+        let mut seen: Vec<String> = Vec::new();
+        let parser = syn::meta::parser(|meta| {
+            let name = option_name(&meta);
+            let value = parse_value(&meta)?;
+            if seen.contains(&name) {
+                errors.push(syn::Error::new_spanned(
+                    &meta.path,
+                    format!("duplicate option `{name}`"),
+                ));
+                return Ok(());
+            }
+            seen.push(name.clone());
+            if let Err(error) = options.set(&name, &meta.path, value) {
+                errors.push(error);
+            }
+            Ok(())
+        });
+        if let Err(error) = syn::parse::Parser::parse2(parser, args) {
+            errors.push(error);
+        }
+        options
+    }
+
+    fn set(&mut self, name: &str, key: &Path, value: Option<Expr>) -> syn::Result<()> {
+        let Some(value) = value else {
+            return Err(syn::Error::new_spanned(
+                key,
+                format!("`{name}` needs a value: {}", example(name)),
+            ));
+        };
+        match name {
+            "format" => self.format = Some((format(&value)?, span_of(&value))),
+            "retries" => self.retries = Some(integer(name, &value)?),
+            "crate" => self.krate = Some(crate_path(&value)?),
+            _ => {
+                return Err(syn::Error::new_spanned(
+                    key,
+                    format!("unknown option `{name}`; valid options are {}", list(VALID)),
+                ))
+            }
+        }
+        Ok(())
+    }
+}
+
+fn option_name(meta: &ParseNestedMeta<'_>) -> String {
+    meta.path.to_token_stream().to_string().replace(' ', "")
+}
+
+/// The value after `=`, if there is one.
+fn parse_value(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Expr>> {
+    if meta.input.peek(syn::Token![=]) {
+        Ok(Some(meta.value()?.parse()?))
+    } else {
+        Ok(None)
+    }
+}
+
+fn example(name: &str) -> &'static str {
+    match name {
+        "format" => {
+            "`format = json`, `format = text`, `format = bytes` or `format = path::To::Format`"
+        }
+        "retries" => "`retries = 3`",
+        "crate" => "`crate = \"my_renamed_kinesis_processor\"`",
+        _ => "see the documentation of `kinesis_processor`",
+    }
+}
+
+fn list(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn span_of(value: &Expr) -> Span {
+    syn::spanned::Spanned::span(value)
+}
+
+fn format(value: &Expr) -> syn::Result<Format> {
+    let Expr::Path(ExprPath {
+        path, qself: None, ..
+    }) = value
+    else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`format` expects a name: {}", example("format")),
+        ));
+    };
+    if let Some(ident) = path.get_ident() {
+        let name = ident.to_string();
+        match name.as_str() {
+            "json" => return Ok(Format::Json),
+            "text" => return Ok(Format::Text),
+            "bytes" => return Ok(Format::Bytes),
+            // Types are CamelCase: a lowercase name is a misspelt built-in format.
+            _ if name.starts_with(|c: char| c.is_ascii_lowercase()) => {
+                return Err(syn::Error::new_spanned(
+                    ident,
+                    format!(
+                        "unknown format `{name}`; expected `json`, `text`, `bytes` or the path \
+                         to a type implementing `kinesis_processor::decode::Decode`"
+                    ),
+                ))
+            }
+            _ => {}
+        }
+    }
+    Ok(Format::Custom(path.clone()))
+}
+
+fn integer<T: std::str::FromStr>(name: &str, value: &Expr) -> syn::Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(int), ..
+        }) => int.base10_parse(),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` expects a whole number: {}", example(name)),
+        )),
+    }
+}
+
+fn crate_path(value: &Expr) -> syn::Result<Path> {
+    match value {
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(text),
+            ..
+        }) => text.parse(),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`crate` expects a string: {}", example("crate")),
+        )),
+    }
+}
+
+impl Format {
+    /// The format type, with `krate` the path of the runtime crate.
+    pub fn tokens(&self, krate: &TokenStream) -> TokenStream {
+        match self {
+            Format::Json => quote!(#krate::decode::Json),
+            Format::Text => quote!(#krate::decode::Text),
+            Format::Bytes => quote!(#krate::decode::Bytes),
+            Format::Custom(path) => path.to_token_stream(),
+        }
+    }
+}

@@ -1,0 +1,236 @@
+//! Checks the attributed function's signature and finds its parameters: the payload, the
+//! optional `&RecordMeta`, the optional shared state `&S`.
+
+use proc_macro2::Span;
+use syn::spanned::Spanned;
+use syn::visit::Visit;
+use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeReference};
+
+/// What each parameter is, in the function's order.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    Payload,
+    Meta,
+    State,
+}
+
+/// A checked signature.
+pub struct Signature {
+    pub params: Vec<Param>,
+    pub payload: Type,
+    /// The state type `S` of a `&S` parameter.
+    pub state: Option<Type>,
+    pub is_async: bool,
+    /// Where return-type errors point.
+    pub return_span: Span,
+}
+
+/// Checks `function`; records every problem in `errors` and returns what it could read.
+pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signature> {
+    let sig = &function.sig;
+    check_qualifiers(function, errors);
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        errors.push(syn::Error::new_spanned(
+            &sig.generics,
+            "a `#[kinesis_processor]` function cannot be generic: the runtime decodes each \
+             record into the payload type, so it must be concrete",
+        ));
+    }
+    let return_span = match &sig.output {
+        ReturnType::Type(_, ty) => ty.span(),
+        ReturnType::Default => {
+            errors.push(syn::Error::new(
+                sig.paren_token.span.close(),
+                "a `#[kinesis_processor]` function must return `Result<(), E>` with \
+                 `E: Into<RecordError>`, e.g. `-> Result<(), RecordError>`",
+            ));
+            sig.ident.span()
+        }
+    };
+    let mut params = Vec::new();
+    let mut payload = None;
+    let mut state = None;
+    for (position, input) in sig.inputs.iter().enumerate() {
+        let ty = match input {
+            FnArg::Receiver(receiver) => {
+                errors.push(syn::Error::new_spanned(
+                    receiver,
+                    "a `#[kinesis_processor]` function cannot take `self`: write a free \
+                     function, and give it what it shares as its state parameter (`state: &S`, \
+                     supplied with `.state(..)`)",
+                ));
+                continue;
+            }
+            FnArg::Typed(typed) => &*typed.ty,
+        };
+        if let Some(span) = impl_trait_in(ty) {
+            errors.push(syn::Error::new(
+                span,
+                "`impl Trait` cannot be a parameter type of a `#[kinesis_processor]` \
+                 function: name a concrete type",
+            ));
+            continue;
+        }
+        match classify(position, ty) {
+            Ok(Param::Payload) => {
+                payload = Some(ty.clone());
+                params.push(Param::Payload);
+            }
+            Ok(Param::Meta) if params.contains(&Param::Meta) => errors.push(
+                syn::Error::new_spanned(ty, "`&RecordMeta` is already a parameter; take it once"),
+            ),
+            Ok(Param::State) if state.is_some() => errors.push(syn::Error::new_spanned(
+                ty,
+                "a `#[kinesis_processor]` function takes at most one state parameter; put \
+                 what it needs in one struct and take `&ThatStruct`",
+            )),
+            Ok(Param::State) => {
+                state = Some(referent(ty).clone());
+                params.push(Param::State);
+            }
+            Ok(param) => params.push(param),
+            Err(error) => errors.push(error),
+        }
+    }
+    let Some(payload) = payload else {
+        if sig.inputs.is_empty() {
+            errors.push(syn::Error::new(
+                sig.paren_token.span.join(),
+                "a `#[kinesis_processor]` function takes the record's payload as its first \
+                 parameter: `async fn NAME(payload: T) -> Result<(), E>`",
+            ));
+        }
+        return None;
+    };
+    Some(Signature {
+        params,
+        payload,
+        state,
+        is_async: sig.asyncness.is_some(),
+        return_span,
+    })
+}
+
+fn check_qualifiers(function: &ItemFn, errors: &mut Vec<syn::Error>) {
+    let sig = &function.sig;
+    if let Some(token) = &sig.constness {
+        errors.push(syn::Error::new_spanned(
+            token,
+            "a `#[kinesis_processor]` function cannot be `const`",
+        ));
+    }
+    if let Some(token) = &sig.unsafety {
+        errors.push(syn::Error::new_spanned(
+            token,
+            "a `#[kinesis_processor]` function cannot be `unsafe`",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        errors.push(syn::Error::new_spanned(
+            abi,
+            "a `#[kinesis_processor]` function cannot have an ABI",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "a `#[kinesis_processor]` function cannot be variadic",
+        ));
+    }
+}
+
+/// What the parameter at `position` with type `ty` is.
+fn classify(position: usize, ty: &Type) -> syn::Result<Param> {
+    let reference = as_reference(ty);
+    if position == 0 {
+        return match reference {
+            Some(r) if is_record_meta(&r.elem) => Err(syn::Error::new_spanned(
+                ty,
+                "the first parameter is the record's payload (`payload: T`); put `&RecordMeta` \
+                 after it",
+            )),
+            Some(_) => Err(syn::Error::new_spanned(
+                ty,
+                "the payload is decoded for each record and passed by value: write `T`, not `&T`",
+            )),
+            None => Ok(Param::Payload),
+        };
+    }
+    match reference {
+        Some(r) if is_record_meta(&r.elem) => Ok(Param::Meta),
+        Some(r) if r.mutability.is_some() => Err(syn::Error::new_spanned(
+            ty,
+            "the state is shared by every record: take `&S`, not `&mut S`, and use a Mutex or \
+             atomics inside it for what changes",
+        )),
+        Some(_) => Ok(Param::State),
+        None => Err(syn::Error::new_spanned(
+            ty,
+            "after the payload a `#[kinesis_processor]` function takes only `meta: &RecordMeta` \
+             and a shared state `state: &S`",
+        )),
+    }
+}
+
+fn as_reference(ty: &Type) -> Option<&TypeReference> {
+    match ty {
+        Type::Reference(reference) => Some(reference),
+        Type::Paren(inner) => as_reference(&inner.elem),
+        Type::Group(inner) => as_reference(&inner.elem),
+        _ => None,
+    }
+}
+
+/// The `S` of `&S`.
+fn referent(ty: &Type) -> &Type {
+    as_reference(ty).map_or(ty, |reference| &reference.elem)
+}
+
+/// Whether `ty` names `RecordMeta` (by its last path segment, so paths and imports work).
+pub fn is_record_meta(ty: &Type) -> bool {
+    match ty {
+        Type::Path(path) => {
+            path.qself.is_none()
+                && path
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| s.ident == "RecordMeta")
+        }
+        Type::Group(inner) => is_record_meta(&inner.elem),
+        Type::Paren(inner) => is_record_meta(&inner.elem),
+        _ => false,
+    }
+}
+
+/// Gives `RecordMeta` an explicit `'_` where the user elided it: an `async fn` may not
+/// elide a lifetime in a path (E0726), and the documented form is `meta: &RecordMeta`.
+pub fn add_meta_lifetime(ty: &mut Type) {
+    let Type::Reference(reference) = ty else {
+        return;
+    };
+    let Type::Path(path) = &mut *reference.elem else {
+        return;
+    };
+    if let Some(last) = path.path.segments.last_mut() {
+        if last.ident == "RecordMeta" && matches!(last.arguments, PathArguments::None) {
+            last.arguments = PathArguments::AngleBracketed(syn::parse_quote!(<'_>));
+        }
+    }
+}
+
+/// The span of the first `impl Trait` inside `ty`, if any.
+fn impl_trait_in(ty: &Type) -> Option<Span> {
+    struct Finder(Option<Span>);
+    impl<'ast> Visit<'ast> for Finder {
+        fn visit_type_impl_trait(&mut self, node: &'ast syn::TypeImplTrait) {
+            self.0.get_or_insert(node.span());
+        }
+        fn visit_generic_argument(&mut self, node: &'ast GenericArgument) {
+            syn::visit::visit_generic_argument(self, node);
+        }
+    }
+    let mut finder = Finder(None);
+    finder.visit_type(ty);
+    finder.0
+}
