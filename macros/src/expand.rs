@@ -1,8 +1,8 @@
 //! Generates the constructor: the user's function, unchanged, inside
 //! `fn NAME() -> Processor<..>`, plus one call into the runtime's hidden module.
 
-use proc_macro2::{Ident, Span, TokenStream};
-use quote::{quote, quote_spanned, ToTokens};
+use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
+use quote::{quote, ToTokens};
 use syn::{Attribute, FnArg, ItemFn, Visibility};
 
 use crate::options::{Format, Options};
@@ -70,18 +70,23 @@ fn constructor(function: &ItemFn, signature: &Signature, options: &Options) -> T
         Some(_) => quote!(::core::option::Option::None),
         None => quote!(::core::option::Option::Some(())),
     };
-    let (format, format_span) = match &options.format {
-        Some((format, span)) => (format.tokens(&krate), *span),
-        None => (
-            Format::Json.tokens(&krate),
-            syn::spanned::Spanned::span(payload),
-        ),
+    let format = match &options.format {
+        Some(format) => format.tokens(&krate),
+        None => Format::Json.tokens(&krate),
     };
-    // Bound failures (a payload the format cannot decode) point at the payload type, or at
-    // the format when one was given; return-type failures point at the return type.
-    let processor =
-        quote_spanned!(format_span=> #krate::__private::processor::<#format, #payload, #state, _>);
-    let into_result = quote_spanned!(signature.return_span=> #krate::__private::into_record_result);
+    // Bound failures (a payload the format cannot decode) point at the payload type;
+    // return-type failures point at the return type. Every
+    // token of those calls carries the span, or rustc falls back to the attribute's.
+    let processor = respan(
+        quote!(#krate::__private::processor::<#format, #payload, #state, _>(
+            #name_text, __kinesis_processor_call, #state_init
+        )),
+        syn::spanned::Spanned::span(payload),
+    );
+    let into_result = respan(
+        quote!(#krate::__private::into_record_result(__result)),
+        signature.return_span,
+    );
     let call = user_call(name, signature);
     let settings = settings(options);
 
@@ -96,12 +101,30 @@ fn constructor(function: &ItemFn, signature: &Signature, options: &Options) -> T
                 __meta: &'a #krate::RecordMeta<'a>,
                 __state: &'a #state,
             ) -> ::core::result::Result<(), #krate::RecordError> {
-                #into_result(#call)
+                let __result = #call;
+                #into_result
             }
 
-            #processor(#name_text, __kinesis_processor_call, #state_init) #settings
+            #processor #settings
         }
     }
+}
+
+/// `tokens` with every token (inside groups too) given `span`.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let TokenTree::Group(group) = &tree {
+                let mut inner = Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
 }
 
 /// The call of the user's function with its parameters in its own order.

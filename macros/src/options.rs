@@ -3,7 +3,7 @@
 //! Every option is parsed, each error is recorded with the span of its cause, and parsing
 //! goes on, so that one compile shows every mistake.
 
-use proc_macro2::{Span, TokenStream};
+use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, ExprPath, Lit, Path};
@@ -22,7 +22,7 @@ pub enum Format {
 
 /// The parsed options; `None` means the runtime's default.
 pub struct Options {
-    pub format: Option<(Format, Span)>,
+    pub format: Option<Format>,
     pub retries: Option<u32>,
     pub krate: Option<Path>,
 }
@@ -66,7 +66,7 @@ impl Options {
             ));
         };
         match name {
-            "format" => self.format = Some((format(&value)?, span_of(&value))),
+            "format" => self.format = Some(format(&value)?),
             "retries" => self.retries = Some(integer(name, &value)?),
             "crate" => self.krate = Some(crate_path(&value)?),
             _ => {
@@ -110,10 +110,6 @@ fn list(names: &[&str]) -> String {
         .map(|n| format!("`{n}`"))
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-fn span_of(value: &Expr) -> Span {
-    syn::spanned::Spanned::span(value)
 }
 
 fn format(value: &Expr) -> syn::Result<Format> {

@@ -50,7 +50,8 @@ pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signatur
     let mut params = Vec::new();
     let mut payload = None;
     let mut state = None;
-    for (position, input) in sig.inputs.iter().enumerate() {
+    let mut position = 0;
+    for input in sig.inputs.iter() {
         let ty = match input {
             FnArg::Receiver(receiver) => {
                 errors.push(syn::Error::new_spanned(
@@ -71,7 +72,9 @@ pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signatur
             ));
             continue;
         }
-        match classify(position, ty) {
+        let classified = classify(position, ty);
+        position += 1;
+        match classified {
             Ok(Param::Payload) => {
                 payload = Some(ty.clone());
                 params.push(Param::Payload);
@@ -89,7 +92,13 @@ pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signatur
                 params.push(Param::State);
             }
             Ok(param) => params.push(param),
-            Err(error) => errors.push(error),
+            Err(error) => {
+                errors.push(error);
+                // Without a payload the other parameters cannot be read in order.
+                if payload.is_none() {
+                    break;
+                }
+            }
         }
     }
     let Some(payload) = payload else {
@@ -214,7 +223,8 @@ pub fn add_meta_lifetime(ty: &mut Type) {
     };
     if let Some(last) = path.path.segments.last_mut() {
         if last.ident == "RecordMeta" && matches!(last.arguments, PathArguments::None) {
-            last.arguments = PathArguments::AngleBracketed(syn::parse_quote!(<'_>));
+            let span = last.ident.span();
+            last.arguments = PathArguments::AngleBracketed(syn::parse_quote_spanned!(span=> <'_>));
         }
     }
 }

@@ -1,0 +1,6 @@
+use kinesis_processor::kinesis_processor;
+
+#[kinesis_processor]
+struct Click;
+
+fn main() {}

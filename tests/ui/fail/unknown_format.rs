@@ -1,0 +1,9 @@
+use kinesis_processor::{kinesis_processor, RecordError};
+
+#[kinesis_processor(format = yaml)]
+async fn store(line: String) -> Result<(), RecordError> {
+    let _ = line;
+    Ok(())
+}
+
+fn main() {}
