@@ -55,17 +55,10 @@ fn constructor(function: &ItemFn, signature: &Signature, options: &Options) -> T
     let name_text = name.to_string();
     let vis = &function.vis;
     let (outer_attrs, inner_attrs) = split_attributes(&function.attrs);
-    let inner = ItemFn {
-        attrs: inner_attrs,
-        vis: Visibility::Inherited,
-        ..function.clone()
-    };
+    let inner = ItemFn { attrs: inner_attrs, vis: Visibility::Inherited, ..function.clone() };
 
     let payload = &signature.payload;
-    let state = signature
-        .state
-        .as_ref()
-        .map_or_else(|| quote!(()), ToTokens::to_token_stream);
+    let state = signature.state.as_ref().map_or_else(|| quote!(()), ToTokens::to_token_stream);
     let state_init = match signature.state {
         Some(_) => quote!(::core::option::Option::None),
         None => quote!(::core::option::Option::Some(())),
@@ -83,10 +76,8 @@ fn constructor(function: &ItemFn, signature: &Signature, options: &Options) -> T
         )),
         syn::spanned::Spanned::span(payload),
     );
-    let into_result = respan(
-        quote!(#krate::__private::into_record_result(__result)),
-        signature.return_span,
-    );
+    let into_result =
+        respan(quote!(#krate::__private::into_record_result(__result)), signature.return_span);
     let call = user_call(name, signature);
     let settings = settings(options);
 

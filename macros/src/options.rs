@@ -30,11 +30,7 @@ pub struct Options {
 impl Options {
     /// Parses the attribute's arguments, collecting every error.
     pub fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
-        let mut options = Options {
-            format: None,
-            retries: None,
-            krate: None,
-        };
+        let mut options = Options { format: None, retries: None, krate: None };
         let mut seen: Vec<String> = Vec::new();
         let parser = syn::meta::parser(|meta| {
             let name = option_name(&meta);
@@ -105,18 +101,11 @@ fn example(name: &str) -> &'static str {
 }
 
 fn list(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 fn format(value: &Expr) -> syn::Result<Format> {
-    let Expr::Path(ExprPath {
-        path, qself: None, ..
-    }) = value
-    else {
+    let Expr::Path(ExprPath { path, qself: None, .. }) = value else {
         return Err(syn::Error::new_spanned(
             value,
             format!("`format` expects a name: {}", example("format")),
@@ -149,9 +138,7 @@ where
     T::Err: std::fmt::Display,
 {
     match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Int(int), ..
-        }) => int.base10_parse(),
+        Expr::Lit(ExprLit { lit: Lit::Int(int), .. }) => int.base10_parse(),
         _ => Err(syn::Error::new_spanned(
             value,
             format!("`{name}` expects a whole number: {}", example(name)),
@@ -161,10 +148,7 @@ where
 
 fn crate_path(value: &Expr) -> syn::Result<Path> {
     match value {
-        Expr::Lit(ExprLit {
-            lit: Lit::Str(text),
-            ..
-        }) => text.parse(),
+        Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) => text.parse(),
         _ => Err(syn::Error::new_spanned(
             value,
             format!("`crate` expects a string: {}", example("crate")),

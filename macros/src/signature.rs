@@ -111,13 +111,7 @@ pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signatur
         }
         return None;
     };
-    Some(Signature {
-        params,
-        payload,
-        state,
-        is_async: sig.asyncness.is_some(),
-        return_span,
-    })
+    Some(Signature { params, payload, state, is_async: sig.asyncness.is_some(), return_span })
 }
 
 fn check_qualifiers(function: &ItemFn, errors: &mut Vec<syn::Error>) {
@@ -200,11 +194,7 @@ pub fn is_record_meta(ty: &Type) -> bool {
     match ty {
         Type::Path(path) => {
             path.qself.is_none()
-                && path
-                    .path
-                    .segments
-                    .last()
-                    .is_some_and(|s| s.ident == "RecordMeta")
+                && path.path.segments.last().is_some_and(|s| s.ident == "RecordMeta")
         }
         Type::Group(inner) => is_record_meta(&inner.elem),
         Type::Paren(inner) => is_record_meta(&inner.elem),

@@ -77,10 +77,7 @@ impl RecordError {
     /// assert_eq!(err.kind(), RecordErrorKind::Permanent);
     /// ```
     pub fn new(kind: RecordErrorKind, error: impl Into<BoxError>) -> Self {
-        Self {
-            kind,
-            source: error.into(),
-        }
+        Self { kind, source: error.into() }
     }
 
     /// Which kind of error this is.
@@ -233,10 +230,7 @@ impl fmt::Display for Error {
             Error::Uncheckpointable(why) => {
                 write!(f, "the batch must be retried whole: {why}")
             }
-            Error::MissingState {
-                processor,
-                state_type,
-            } => write!(
+            Error::MissingState { processor, state_type } => write!(
                 f,
                 "processor `{processor}` needs its state: call `.state(..)` with a \
                  `{state_type}` before processing"

@@ -39,6 +39,7 @@ pub(crate) struct EventRecord<'p> {
 }
 
 /// A record whose envelope holds everything processing needs.
+#[derive(Debug)]
 pub(crate) struct CheckedRecord<'r> {
     pub sequence_number: &'r str,
     pub partition_key: &'r str,
@@ -103,9 +104,7 @@ impl<'p> Field<'p> {
 impl<'p> EventRecord<'p> {
     /// The record's sequence number, when it has a valid one: the checkpoint that names it.
     pub fn sequence_number(&self) -> Option<&str> {
-        self.sequence_number
-            .as_str()
-            .filter(|s| sequence::is_valid(s))
+        self.sequence_number.as_str().filter(|s| sequence::is_valid(s))
     }
 
     /// The partition key, when it is a string.
@@ -159,9 +158,7 @@ impl<'p> EventRecord<'p> {
             Member::Absent => return Err("`kinesis` is missing".into()),
             Member::Not(kind) => return Err(format!("`kinesis` is {kind}, expected an object")),
         }
-        let sequence_number = self
-            .sequence_number
-            .required_str("kinesis.sequenceNumber")?;
+        let sequence_number = self.sequence_number.required_str("kinesis.sequenceNumber")?;
         if !sequence::is_valid(sequence_number) {
             return Err(format!(
                 "`kinesis.sequenceNumber` {sequence_number:?} is not a decimal number"
@@ -205,10 +202,9 @@ impl<'p> EventRecord<'p> {
             Field::Str(kind) => Err(format!(
                 "unknown `kinesis.encryptionType` {kind:?} (expected \"NONE\" or \"KMS\")"
             )),
-            other => Err(format!(
-                "`kinesis.encryptionType` is {}, expected a string",
-                other.describe()
-            )),
+            other => {
+                Err(format!("`kinesis.encryptionType` is {}, expected a string", other.describe()))
+            }
         }
     }
 
@@ -218,10 +214,7 @@ impl<'p> EventRecord<'p> {
             Field::Number(seconds) => arrival_time(*seconds)
                 .ok_or_else(|| format!("`{NAME}` {seconds} is not a time since 1970")),
             Field::Absent => Err(format!("`{NAME}` is missing")),
-            other => Err(format!(
-                "`{NAME}` is {}, expected a number",
-                other.describe()
-            )),
+            other => Err(format!("`{NAME}` is {}, expected a number", other.describe())),
         }
     }
 }
@@ -230,7 +223,7 @@ impl<'p> EventRecord<'p> {
 /// millisecond that Kinesis records.
 fn arrival_time(seconds: f64) -> Option<SystemTime> {
     let millis = (seconds * 1000.0).round();
-    (millis.is_finite() && millis >= 0.0 && millis < 1e17)
+    (0.0..1e17).contains(&millis)
         .then(|| UNIX_EPOCH + Duration::from_millis(millis as u64))
 }
 
@@ -492,10 +485,7 @@ impl<'de> Deserialize<'de> for EventRecord<'de> {
             });
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 drain_seq(seq)?;
-                Ok(EventRecord {
-                    not_an_object: Some("an array"),
-                    ..EventRecord::default()
-                })
+                Ok(EventRecord { not_an_object: Some("an array"), ..EventRecord::default() })
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut record = EventRecord::default();
@@ -566,10 +556,7 @@ impl<'de> Deserialize<'de> for KinesisPart<'de> {
                 }))
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut fields = KinesisFields {
-                    shape: Member::Object,
-                    ..Default::default()
-                };
+                let mut fields = KinesisFields { shape: Member::Object, ..Default::default() };
                 while let Some(Key(key)) = map.next_key::<Key<KinesisKey>>()? {
                     let slot = match key {
                         KinesisKey::SequenceNumber => &mut fields.sequence_number,
@@ -662,10 +649,7 @@ mod tests {
         assert_eq!(checked.data, "aGk=");
         assert_eq!(checked.shard_id, "shardId-000000000006");
         assert_eq!(checked.explicit_hash_key, None);
-        assert_eq!(
-            checked.event_source_arn,
-            "arn:aws:kinesis:us-east-1:1:stream/s"
-        );
+        assert_eq!(checked.event_source_arn, "arn:aws:kinesis:us-east-1:1:stream/s");
     }
 
     #[test]
@@ -683,10 +667,7 @@ mod tests {
             r#"{"sequenceNumber":"1","partitionKey":"a\/b","data":"aGk=","approximateArrivalTimestamp":1}"#,
         );
         let batch = parse(payload.as_bytes()).unwrap();
-        assert!(matches!(
-            batch.records[0].data,
-            Field::Str(Cow::Borrowed(_))
-        ));
+        assert!(matches!(batch.records[0].data, Field::Str(Cow::Borrowed(_))));
         assert_eq!(batch.records[0].check().unwrap().partition_key, "a/b");
     }
 
@@ -735,7 +716,7 @@ mod tests {
         for (kinesis, expected) in cases {
             let payload = record(kinesis);
             let batch = parse(payload.as_bytes()).expect(kinesis);
-            let problem = batch.records[0].check().err().expect(kinesis);
+            let problem = batch.records[0].check().expect_err(kinesis);
             assert!(problem.contains(expected), "{kinesis}: {problem}");
         }
     }
@@ -745,27 +726,16 @@ mod tests {
         for kind in ["\"NONE\"", "\"KMS\"", "null"] {
             let kinesis = GOOD.replace('}', &format!(",\"encryptionType\":{kind}}}"));
             let payload = record(&kinesis);
-            assert!(
-                parse(payload.as_bytes()).unwrap().records[0]
-                    .check()
-                    .is_ok(),
-                "{kind}"
-            );
+            assert!(parse(payload.as_bytes()).unwrap().records[0].check().is_ok(), "{kind}");
         }
     }
 
     #[test]
     fn a_record_that_is_not_an_object_fails_alone() {
-        let payload = format!(
-            r#"{{"Records":[7,{}]}}"#,
-            &record(GOOD)[12..record(GOOD).len() - 2]
-        );
+        let payload = format!(r#"{{"Records":[7,{}]}}"#, &record(GOOD)[12..record(GOOD).len() - 2]);
         let batch = parse(payload.as_bytes()).unwrap();
         assert_eq!(batch.records.len(), 2);
-        assert!(batch.records[0]
-            .check()
-            .unwrap_err()
-            .contains("is a number"));
+        assert!(batch.records[0].check().unwrap_err().contains("is a number"));
         assert!(batch.records[1].check().is_ok());
     }
 
@@ -776,14 +746,8 @@ mod tests {
             (b"[1,2]", "found an array"),
             (b"{}", "no `Records` array"),
             (b"{\"Records\":{}}", "`Records` is an object"),
-            (
-                b"{\"Records\":[{\"eventSource\":\"aws:sqs\",\"body\":\"x\"}]}",
-                "`aws:sqs`",
-            ),
-            (
-                b"{\"Records\":[{\"EventSource\":\"aws:sns\"}]}",
-                "`aws:sns`",
-            ),
+            (b"{\"Records\":[{\"eventSource\":\"aws:sqs\",\"body\":\"x\"}]}", "`aws:sqs`"),
+            (b"{\"Records\":[{\"EventSource\":\"aws:sns\"}]}", "`aws:sns`"),
         ];
         for (payload, expected) in cases {
             let err = parse(payload).err().expect("an error");

@@ -75,11 +75,7 @@ pub struct FnHandler<F, T, S, Format> {
 
 impl<F, T, S, Format> FnHandler<F, T, S, Format> {
     pub(crate) fn new(name: &'static str, function: F) -> Self {
-        Self {
-            name,
-            function,
-            _types: PhantomData,
-        }
+        Self { name, function, _types: PhantomData }
     }
 }
 

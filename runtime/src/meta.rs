@@ -95,10 +95,7 @@ mod tests {
 
     #[test]
     fn stream_name_is_the_arn_suffix() {
-        assert_eq!(
-            stream_name("arn:aws:kinesis:us-east-1:123456789012:stream/clicks"),
-            "clicks"
-        );
+        assert_eq!(stream_name("arn:aws:kinesis:us-east-1:123456789012:stream/clicks"), "clicks");
         assert_eq!(stream_name("not-an-arn"), "not-an-arn");
     }
 }

@@ -55,12 +55,7 @@ pub struct Processor<H: Handler> {
 impl<H: Handler> Processor<H> {
     /// A processor for `handler`; `state` is `Some(())` for functions that take none.
     pub(crate) fn new(handler: H, state: Option<H::State>) -> Self {
-        Processor {
-            handler,
-            state,
-            settings: Settings::default(),
-            sink: None,
-        }
+        Processor { handler, state, settings: Settings::default(), sink: None }
     }
 
     /// Gives the processor the shared state that its function takes by reference (a
@@ -112,8 +107,7 @@ impl<H: Handler> Processor<H> {
     ) -> Result<BatchReport, Error> {
         static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
         let request_id = format!("local-{}", INVOCATIONS.fetch_add(1, Ordering::Relaxed) + 1);
-        self.invoke(payload.as_ref(), &request_id, Instant::now() + remaining)
-            .await
+        self.invoke(payload.as_ref(), &request_id, Instant::now() + remaining).await
     }
 
     /// Processes one invocation.
@@ -144,9 +138,7 @@ impl<H: Handler> Processor<H> {
             first_sequence_number = tracing::field::Empty,
             last_sequence_number = tracing::field::Empty,
         );
-        engine::process_batch(&self.handler, state, payload, &cx)
-            .instrument(span)
-            .await
+        engine::process_batch(&self.handler, state, payload, &cx).instrument(span).await
     }
 
     /// The state, or the error saying that `.state(..)` is missing.

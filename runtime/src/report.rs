@@ -231,10 +231,7 @@ impl BatchSummary {
 }
 
 fn reason_index(reason: DeadLetterReason) -> usize {
-    DeadLetterReason::ALL
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or(0)
+    DeadLetterReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
 }
 
 impl BatchReport {
@@ -283,12 +280,7 @@ impl BatchReport {
             .filter(|unit| unit.problem.is_none())
             .map(|unit| unit.age_at(cx.started))
             .max();
-        Ok(BatchReport {
-            response,
-            rows,
-            text,
-            summary,
-        })
+        Ok(BatchReport { response, rows, text, summary })
     }
 
     /// The response for Lambda: at most one `batchItemFailures` entry, the first record
@@ -304,18 +296,12 @@ impl BatchReport {
 
     /// The sequence number Lambda will resume the shard from, if any.
     pub fn checkpoint(&self) -> Option<&str> {
-        self.response
-            .batch_item_failures
-            .first()?
-            .item_identifier
-            .as_deref()
+        self.response.batch_item_failures.first()?.item_identifier.as_deref()
     }
 
     /// Every record's outcome, in stream order (user records of aggregates one by one).
     pub fn records(&self) -> impl ExactSizeIterator<Item = RecordOutcome<'_>> + '_ {
-        self.rows
-            .iter()
-            .map(move |row| RecordOutcome { report: self, row })
+        self.rows.iter().map(move |row| RecordOutcome { report: self, row })
     }
 
     /// Counts over the invocation.
@@ -327,10 +313,7 @@ impl BatchReport {
 fn push(text: &mut String, value: &str) -> Span {
     let start = text.len() as u32;
     text.push_str(value);
-    Span {
-        start,
-        end: text.len() as u32,
-    }
+    Span { start, end: text.len() as u32 }
 }
 
 impl BatchSummary {

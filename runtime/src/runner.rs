@@ -1,7 +1,7 @@
 //! [`Processor::run`]: the Lambda loop through `lambda_runtime`, or, outside Lambda, a
 //! local runner that processes event files and shows what happened to each record.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
@@ -41,13 +41,9 @@ impl<H: Handler> Processor<H> {
 
     async fn serve_lambda(&self) -> Result<(), Error> {
         let handler = service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
-            let deadline = instant_of(event.context.deadline());
+            let deadline = deadline_of(event.context.deadline);
             let report = self
-                .invoke(
-                    event.payload.get().as_bytes(),
-                    &event.context.request_id,
-                    deadline,
-                )
+                .invoke(event.payload.get().as_bytes(), &event.context.request_id, deadline)
                 .await
                 .map_err(|error| -> lambda_runtime::Error { Box::new(error) })?;
             Ok::<_, lambda_runtime::Error>(report.into_response())
@@ -98,10 +94,7 @@ fn print_outcome(
     writeln!(out, "{file}: {} records", report.records().len())?;
     for record in report.records() {
         let sequence = record.sequence_number().unwrap_or("(no sequence number)");
-        let sub = record
-            .sub_sequence_number()
-            .map(|sub| format!("/{sub}"))
-            .unwrap_or_default();
+        let sub = record.sub_sequence_number().map(|sub| format!("/{sub}")).unwrap_or_default();
         write!(
             out,
             "  {} {sequence}{sub} key={} -> {}",
@@ -125,12 +118,30 @@ fn print_outcome(
     Ok(())
 }
 
-/// Lambda's deadline as a monotonic instant.
-fn instant_of(deadline: SystemTime) -> Instant {
-    let remaining = deadline
-        .duration_since(SystemTime::now())
-        .unwrap_or_default();
+/// The invocation's deadline as a monotonic instant, from `Lambda-Runtime-Deadline-Ms`.
+///
+/// Lambda sends the deadline as epoch milliseconds. Local emulators differ:
+/// `cargo lambda watch` sends a fixed `600000`, and SAM's emulator sets
+/// `AWS_LAMBDA_FUNCTION_TIMEOUT` (seconds). A value too small to be a date since 2001 is
+/// therefore not a date: the function's timeout comes from `AWS_LAMBDA_FUNCTION_TIMEOUT`
+/// when set, and otherwise the value is read as milliseconds from now.
+fn deadline_of(header_ms: u64) -> Instant {
+    let now = SystemTime::now();
+    let remaining = if header_ms >= PLAUSIBLE_EPOCH_MS {
+        (UNIX_EPOCH + Duration::from_millis(header_ms)).duration_since(now).unwrap_or_default()
+    } else {
+        configured_timeout().unwrap_or(Duration::from_millis(header_ms))
+    };
     Instant::now() + remaining
+}
+
+/// 2001-09-09, when epoch milliseconds reached 13 digits.
+const PLAUSIBLE_EPOCH_MS: u64 = 1_000_000_000_000;
+
+/// `AWS_LAMBDA_FUNCTION_TIMEOUT` in seconds, as emulators set it.
+fn configured_timeout() -> Option<Duration> {
+    let seconds: f64 = std::env::var("AWS_LAMBDA_FUNCTION_TIMEOUT").ok()?.trim().parse().ok()?;
+    (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
 /// Installs `lambda_runtime`'s default subscriber unless the program set one. Locally,
@@ -158,6 +169,26 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.contains("x.json: invocation error: not a Kinesis event: no `Records`"));
         assert!(text.contains("retry the whole batch"));
+    }
+
+    #[test]
+    fn an_epoch_deadline_is_the_time_left_until_it() {
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let millis = in_a_minute.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let left = deadline_of(millis) - Instant::now();
+        assert!(left > Duration::from_secs(58) && left <= Duration::from_secs(60), "{left:?}");
+    }
+
+    #[test]
+    fn an_emulator_duration_is_read_from_now() {
+        // `cargo lambda watch` sends 600000; without a configured timeout that is 10 minutes.
+        if std::env::var_os("AWS_LAMBDA_FUNCTION_TIMEOUT").is_none() {
+            let left = deadline_of(600_000) - Instant::now();
+            assert!(
+                left > Duration::from_secs(599) && left <= Duration::from_secs(600),
+                "{left:?}"
+            );
+        }
     }
 
     #[test]

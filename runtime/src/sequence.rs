@@ -54,9 +54,7 @@ mod tests {
     #[test]
     fn only_digits_are_valid() {
         assert!(is_valid("0"));
-        assert!(is_valid(
-            "49590338271490256608559692538361571095921575989136588898"
-        ));
+        assert!(is_valid("49590338271490256608559692538361571095921575989136588898"));
         assert!(!is_valid(""));
         assert!(!is_valid("-1"));
         assert!(!is_valid("12 3"));

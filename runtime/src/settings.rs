@@ -59,10 +59,7 @@ pub(crate) struct Backoff {
 impl Default for Backoff {
     fn default() -> Self {
         // Short: a retry holds up its partition key (and, at concurrency 1, the shard).
-        Backoff {
-            initial: Duration::from_millis(50),
-            max: Duration::from_secs(2),
-        }
+        Backoff { initial: Duration::from_millis(50), max: Duration::from_secs(2) }
     }
 }
 
@@ -71,10 +68,7 @@ impl Backoff {
     /// step with "equal jitter", uniformly between half the step and the whole step, so
     /// that records failing together do not retry in lockstep.
     pub fn delay(&self, retry: u32) -> Duration {
-        let step = self
-            .initial
-            .saturating_mul(1 << retry.saturating_sub(1).min(16))
-            .min(self.max);
+        let step = self.initial.saturating_mul(1 << retry.saturating_sub(1).min(16)).min(self.max);
         let half = step / 2;
         half + half.mul_f64(fastrand::f64())
     }

@@ -30,41 +30,21 @@ fn failures(report: &BatchReport) -> Vec<String> {
 #[tokio::test]
 async fn an_all_good_batch_has_an_empty_response() {
     let event = TestBatch::new().text("a").text("b").text("c").build();
-    let report = scripted()
-        .state(Seen::default())
-        .process(event)
-        .await
-        .unwrap();
+    let report = scripted().state(Seen::default()).process(event).await.unwrap();
     assert!(failures(&report).is_empty());
     assert!(report.records().all(|r| r.outcome() == Outcome::Succeeded));
-    assert_eq!(
-        serde_json::to_string(report.response()).unwrap(),
-        r#"{"batchItemFailures":[]}"#
-    );
+    assert_eq!(serde_json::to_string(report.response()).unwrap(), r#"{"batchItemFailures":[]}"#);
 }
 
 #[tokio::test]
 async fn the_response_names_only_the_first_failed_record_and_nothing_later_starts() {
-    let batch = TestBatch::new()
-        .text("a")
-        .text("fail")
-        .text("b")
-        .text("fail")
-        .text("c");
+    let batch = TestBatch::new().text("a").text("fail").text("b").text("fail").text("c");
     let sequence_numbers = batch.sequence_numbers();
     let seen = Seen::default();
-    let report = scripted()
-        .state(seen.clone())
-        .process(batch.build())
-        .await
-        .unwrap();
+    let report = scripted().state(seen.clone()).process(batch.build()).await.unwrap();
 
     assert_eq!(failures(&report), [sequence_numbers[1].clone()]);
-    assert_eq!(
-        *seen.lock().unwrap(),
-        ["a", "fail"],
-        "nothing after the failure was called"
-    );
+    assert_eq!(*seen.lock().unwrap(), ["a", "fail"], "nothing after the failure was called");
     let outcomes: Vec<Outcome> = report.records().map(|r| r.outcome()).collect();
     assert_eq!(
         outcomes,
@@ -90,11 +70,7 @@ async fn the_checkpoint_is_the_lowest_sequence_number_as_a_big_integer() {
         .text("b")
         .sequence_number("999")
         .build();
-    let report = scripted()
-        .state(Seen::default())
-        .process(event)
-        .await
-        .unwrap();
+    let report = scripted().state(Seen::default()).process(event).await.unwrap();
     assert_eq!(failures(&report), ["999"]);
 }
 
@@ -103,17 +79,9 @@ async fn sequence_numbers_wider_than_u128_compare_correctly() {
     let low = "49590338271490256608559692538361571095921575989136588898";
     let high = "49590338271490256608559692538361571095921575989136588899";
     assert!(low.parse::<u128>().is_err());
-    let event = TestBatch::new()
-        .text("fail")
-        .sequence_number(high)
-        .text("x")
-        .sequence_number(low)
-        .build();
-    let report = scripted()
-        .state(Seen::default())
-        .process(event)
-        .await
-        .unwrap();
+    let event =
+        TestBatch::new().text("fail").sequence_number(high).text("x").sequence_number(low).build();
+    let report = scripted().state(Seen::default()).process(event).await.unwrap();
     assert_eq!(failures(&report), [low]);
 }
 
@@ -124,35 +92,16 @@ async fn an_unfinished_record_without_a_sequence_number_fails_the_whole_batch() 
         .text("a")
         .raw_record(serde_json::json!({"kinesis": {"data": "aGk="}, "eventSource": "aws:kinesis"}))
         .build();
-    let err = scripted()
-        .state(Seen::default())
-        .process(event)
-        .await
-        .unwrap_err();
+    let err = scripted().state(Seen::default()).process(event).await.unwrap_err();
     assert!(matches!(err, Error::Uncheckpointable(_)), "{err}");
-    assert!(
-        err.to_string().contains("no valid sequence number"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("no valid sequence number"), "{err}");
 }
 
 #[tokio::test]
 async fn a_missing_state_is_a_clear_error() {
-    let err = scripted()
-        .process(TestBatch::new().text("a").build())
-        .await
-        .unwrap_err();
-    assert!(matches!(
-        err,
-        Error::MissingState {
-            processor: "scripted",
-            ..
-        }
-    ));
+    let err = scripted().process(TestBatch::new().text("a").build()).await.unwrap_err();
+    assert!(matches!(err, Error::MissingState { processor: "scripted", .. }));
     let message = err.to_string();
     assert!(message.contains("call `.state(..)`"), "{message}");
-    assert!(
-        message.contains("Mutex<alloc::vec::Vec<alloc::string::String>>"),
-        "{message}"
-    );
+    assert!(message.contains("Mutex<alloc::vec::Vec<alloc::string::String>>"), "{message}");
 }

@@ -29,17 +29,10 @@ fn click(url: &str) -> serde_json::Value {
 #[tokio::test]
 async fn rejected_and_undecodable_records_are_dead_lettered_and_the_batch_moves_on() {
     let dlq = MemoryDeadLetter::default();
-    let batch = TestBatch::new()
-        .json(&click("/a"))
-        .bytes(b"not json")
-        .json(&click(""))
-        .json(&click("/b"));
+    let batch =
+        TestBatch::new().json(&click("/a")).bytes(b"not json").json(&click("")).json(&click("/b"));
     let sequence_numbers = batch.sequence_numbers();
-    let report = track()
-        .dead_letter(dlq.clone())
-        .process(batch.build())
-        .await
-        .unwrap();
+    let report = track().dead_letter(dlq.clone()).process(batch.build()).await.unwrap();
 
     assert!(report.response().batch_item_failures.is_empty());
     let outcomes: Vec<Outcome> = report.records().map(|r| r.outcome()).collect();
@@ -55,17 +48,10 @@ async fn rejected_and_undecodable_records_are_dead_lettered_and_the_batch_moves_
     let letters = dlq.records();
     assert_eq!(letters.len(), 2);
     assert_eq!(letters[0].reason, DeadLetterReason::DecodeError);
-    assert_eq!(
-        letters[0].sequence_number.as_deref(),
-        Some(sequence_numbers[1].as_str())
-    );
+    assert_eq!(letters[0].sequence_number.as_deref(), Some(sequence_numbers[1].as_str()));
     assert_eq!(letters[0].data_bytes().unwrap(), b"not json");
     assert_eq!(letters[0].attempts, 0);
-    assert!(
-        letters[0].error.contains("expected ident"),
-        "{}",
-        letters[0].error
-    );
+    assert!(letters[0].error.contains("expected ident"), "{}", letters[0].error);
     assert_eq!(letters[1].reason, DeadLetterReason::Rejected);
     assert_eq!(letters[1].error, "a click without a url");
     assert_eq!(letters[1].attempts, 1);
@@ -81,21 +67,14 @@ async fn the_envelope_carries_every_field_of_the_record() {
         .explicit_hash_key("12345")
         .arrival(arrival)
         .build();
-    track()
-        .dead_letter(dlq.clone())
-        .process(event)
-        .await
-        .unwrap();
+    track().dead_letter(dlq.clone()).process(event).await.unwrap();
     let letter = &dlq.records()[0];
     let json = serde_json::to_value(letter).unwrap();
     assert_eq!(json["version"], ENVELOPE_VERSION);
     assert_eq!(json["reason"], "rejected");
     assert_eq!(json["functionName"], "track");
     assert!(json["requestId"].as_str().unwrap().starts_with("local-"));
-    assert_eq!(
-        json["eventSourceArn"],
-        "arn:aws:kinesis:us-east-1:123456789012:stream/test-stream"
-    );
+    assert_eq!(json["eventSourceArn"], "arn:aws:kinesis:us-east-1:123456789012:stream/test-stream");
     assert_eq!(json["shardId"], "shardId-000000000006");
     assert_eq!(json["sequenceNumber"].as_str().unwrap().len(), 56);
     assert_eq!(json["subSequenceNumber"], serde_json::Value::Null);
@@ -111,28 +90,16 @@ async fn the_envelope_carries_every_field_of_the_record() {
 
 #[tokio::test]
 async fn without_a_sink_poison_records_are_reported_not_dropped() {
-    let batch = TestBatch::new()
-        .json(&click("/a"))
-        .json(&click(""))
-        .json(&click("/b"));
+    let batch = TestBatch::new().json(&click("/a")).json(&click("")).json(&click("/b"));
     let sequence_numbers = batch.sequence_numbers();
     let report = track().process(batch.build()).await.unwrap();
     let reported = &report.response().batch_item_failures;
     assert_eq!(reported.len(), 1);
-    assert_eq!(
-        reported[0].item_identifier.as_deref(),
-        Some(sequence_numbers[1].as_str())
-    );
+    assert_eq!(reported[0].item_identifier.as_deref(), Some(sequence_numbers[1].as_str()));
     let second = report.records().nth(1).unwrap();
     assert_eq!(second.outcome(), Outcome::Failed);
-    assert!(second
-        .error()
-        .unwrap()
-        .contains("no dead-letter sink is configured"));
-    assert_eq!(
-        report.records().nth(2).unwrap().outcome(),
-        Outcome::NotStarted
-    );
+    assert!(second.error().unwrap().contains("no dead-letter sink is configured"));
+    assert_eq!(report.records().nth(2).unwrap().outcome(), Outcome::NotStarted);
 }
 
 #[tokio::test]
@@ -140,37 +107,19 @@ async fn a_letter_the_sink_refuses_becomes_the_reported_failure() {
     let dlq = MemoryDeadLetter::refusing(|letter| {
         (letter.reason == DeadLetterReason::DecodeError).then(|| "throttled".to_owned())
     });
-    let batch = TestBatch::new()
-        .json(&click("/a"))
-        .bytes(b"{")
-        .json(&click(""))
-        .json(&click("/b"));
+    let batch = TestBatch::new().json(&click("/a")).bytes(b"{").json(&click("")).json(&click("/b"));
     let sequence_numbers = batch.sequence_numbers();
-    let report = track()
-        .dead_letter(dlq.clone())
-        .process(batch.build())
-        .await
-        .unwrap();
+    let report = track().dead_letter(dlq.clone()).process(batch.build()).await.unwrap();
 
     let reported = &report.response().batch_item_failures;
-    assert_eq!(
-        reported[0].item_identifier.as_deref(),
-        Some(sequence_numbers[1].as_str())
-    );
+    assert_eq!(reported[0].item_identifier.as_deref(), Some(sequence_numbers[1].as_str()));
     let refused = report.records().nth(1).unwrap();
     assert_eq!(refused.outcome(), Outcome::Failed);
-    assert!(
-        refused.error().unwrap().contains("refused it: throttled"),
-        "{:?}",
-        refused.error()
-    );
+    assert!(refused.error().unwrap().contains("refused it: throttled"), "{:?}", refused.error());
     // Nothing the sink did not confirm counts as done, and no record is both
     // dead-lettered and reported.
     for letter in dlq.records() {
-        assert_ne!(
-            letter.sequence_number.as_deref(),
-            Some(sequence_numbers[1].as_str())
-        );
+        assert_ne!(letter.sequence_number.as_deref(), Some(sequence_numbers[1].as_str()));
     }
 }
 
@@ -187,18 +136,10 @@ impl DeadLetterSink for Forgetful {
 async fn a_letter_the_sink_does_not_answer_for_is_not_acknowledged() {
     let batch = TestBatch::new().json(&click("")).json(&click("/b"));
     let first = batch.sequence_numbers()[0].clone();
-    let report = track()
-        .dead_letter(Forgetful)
-        .process(batch.build())
-        .await
-        .unwrap();
+    let report = track().dead_letter(Forgetful).process(batch.build()).await.unwrap();
     assert_eq!(report.checkpoint(), Some(first.as_str()));
     let record = report.records().next().unwrap();
-    assert!(
-        record.error().unwrap().contains("did not answer"),
-        "{:?}",
-        record.error()
-    );
+    assert!(record.error().unwrap().contains("did not answer"), "{:?}", record.error());
 }
 
 #[tokio::test]
@@ -206,11 +147,7 @@ async fn a_retryable_failure_is_reported_not_dead_lettered_by_default() {
     let dlq = MemoryDeadLetter::default();
     let batch = TestBatch::new().json(&click("/down")).json(&click("/b"));
     let first = batch.sequence_numbers()[0].clone();
-    let report = track()
-        .dead_letter(dlq.clone())
-        .process(batch.build())
-        .await
-        .unwrap();
+    let report = track().dead_letter(dlq.clone()).process(batch.build()).await.unwrap();
     assert_eq!(report.checkpoint(), Some(first.as_str()));
     assert!(dlq.records().is_empty());
 }
@@ -218,10 +155,7 @@ async fn a_retryable_failure_is_reported_not_dead_lettered_by_default() {
 #[kinesis_processor(format = text, retries = 0)]
 async fn reject_marked(line: String, meta: &RecordMeta) -> Result<(), RecordError> {
     if line == "reject" {
-        return Err(RecordError::reject(format!(
-            "rejected at {}",
-            meta.sequence_number()
-        )));
+        return Err(RecordError::reject(format!("rejected at {}", meta.sequence_number())));
     }
     if line == "fail" {
         return Err(RecordError::retry("transient"));
@@ -236,20 +170,9 @@ async fn a_letter_queued_before_a_failure_is_still_sent() {
     let dlq = MemoryDeadLetter::default();
     let batch = TestBatch::new().text("reject").text("fail").text("reject");
     let sequence_numbers = batch.sequence_numbers();
-    let report = reject_marked()
-        .dead_letter(dlq.clone())
-        .process(batch.build())
-        .await
-        .unwrap();
+    let report = reject_marked().dead_letter(dlq.clone()).process(batch.build()).await.unwrap();
     assert_eq!(report.checkpoint(), Some(sequence_numbers[1].as_str()));
     let letters = dlq.records();
-    assert_eq!(
-        letters.len(),
-        1,
-        "only the record before the checkpoint is dead-lettered"
-    );
-    assert_eq!(
-        letters[0].sequence_number.as_deref(),
-        Some(sequence_numbers[0].as_str())
-    );
+    assert_eq!(letters.len(), 1, "only the record before the checkpoint is dead-lettered");
+    assert_eq!(letters[0].sequence_number.as_deref(), Some(sequence_numbers[0].as_str()));
 }

@@ -11,15 +11,9 @@ use serde_json::json;
 #[kinesis_processor(format = bytes)]
 async fn accept(_data: Vec<u8>, meta: &RecordMeta) -> Result<(), RecordError> {
     // Arrival times reach the function to the millisecond.
-    let millis = meta
-        .approximate_arrival()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis();
+    let millis = meta.approximate_arrival().duration_since(UNIX_EPOCH).unwrap().as_millis();
     if meta.partition_key() == "half" && millis % 1000 != 500 {
-        return Err(RecordError::reject(format!(
-            "arrival {millis} lost its fraction"
-        )));
+        return Err(RecordError::reject(format!("arrival {millis} lost its fraction")));
     }
     Ok(())
 }
@@ -44,35 +38,16 @@ async fn malformed_records_fail_alone() {
         .kinesis_field("approximateArrivalTimestamp", json!("yesterday"))
         .text("good too")
         .build();
-    let report = accept()
-        .dead_letter(dlq.clone())
-        .process(event)
-        .await
-        .unwrap();
+    let report = accept().dead_letter(dlq.clone()).process(event).await.unwrap();
     assert_eq!(
         outcomes(&report),
-        [
-            Outcome::Succeeded,
-            DECODE,
-            DECODE,
-            DECODE,
-            DECODE,
-            Outcome::Succeeded
-        ]
+        [Outcome::Succeeded, DECODE, DECODE, DECODE, DECODE, Outcome::Succeeded]
     );
     assert!(report.response().batch_item_failures.is_empty());
     let errors: Vec<String> = dlq.records().into_iter().map(|l| l.error).collect();
     assert!(errors[0].contains("not valid base64"), "{}", errors[0]);
-    assert!(
-        errors[1].contains("unknown `kinesis.encryptionType` \"ROT13\""),
-        "{}",
-        errors[1]
-    );
-    assert!(
-        errors[2].contains("`kinesis.partitionKey` is null"),
-        "{}",
-        errors[2]
-    );
+    assert!(errors[1].contains("unknown `kinesis.encryptionType` \"ROT13\""), "{}", errors[1]);
+    assert!(errors[2].contains("`kinesis.partitionKey` is null"), "{}", errors[2]);
     assert!(
         errors[3].contains("`kinesis.approximateArrivalTimestamp` is a string"),
         "{}",
@@ -117,10 +92,7 @@ async fn an_empty_records_array_is_an_empty_response() {
 #[tokio::test]
 async fn events_of_other_sources_are_invocation_errors_naming_the_source() {
     let sqs = json!({"Records": [{"messageId": "1", "body": "hi", "eventSource": "aws:sqs"}]});
-    let err = accept()
-        .process(serde_json::to_vec(&sqs).unwrap())
-        .await
-        .unwrap_err();
+    let err = accept().process(serde_json::to_vec(&sqs).unwrap()).await.unwrap_err();
     assert!(err.to_string().contains("`aws:sqs`"), "{err}");
 }
 
@@ -148,41 +120,18 @@ async fn json_that_is_invalid_or_of_the_wrong_shape_is_a_decode_error() {
         .text("{\"link\": \"/a\"}")
         .text("{\"url\": \"/a\"}")
         .build();
-    let report = json_clicks()
-        .dead_letter(dlq.clone())
-        .process(event)
-        .await
-        .unwrap();
+    let report = json_clicks().dead_letter(dlq.clone()).process(event).await.unwrap();
     assert_eq!(outcomes(&report), [DECODE, DECODE, Outcome::Succeeded]);
     let letters = dlq.records();
-    assert!(
-        letters[0].error.contains("EOF while parsing"),
-        "{}",
-        letters[0].error
-    );
-    assert!(
-        letters[1].error.contains("missing field `url`"),
-        "{}",
-        letters[1].error
-    );
+    assert!(letters[0].error.contains("EOF while parsing"), "{}", letters[0].error);
+    assert!(letters[1].error.contains("missing field `url`"), "{}", letters[1].error);
 }
 
 #[tokio::test]
 async fn text_that_is_not_utf8_is_a_decode_error() {
     let dlq = MemoryDeadLetter::default();
-    let event = TestBatch::new()
-        .bytes(&[b'o', b'k', 0xff, 0xfe])
-        .text("fine")
-        .build();
-    let report = text_lines()
-        .dead_letter(dlq.clone())
-        .process(event)
-        .await
-        .unwrap();
+    let event = TestBatch::new().bytes(&[b'o', b'k', 0xff, 0xfe]).text("fine").build();
+    let report = text_lines().dead_letter(dlq.clone()).process(event).await.unwrap();
     assert_eq!(outcomes(&report), [DECODE, Outcome::Succeeded]);
-    assert!(
-        dlq.records()[0].error.contains("invalid utf-8"),
-        "{}",
-        dlq.records()[0].error
-    );
+    assert!(dlq.records()[0].error.contains("invalid utf-8"), "{}", dlq.records()[0].error);
 }

@@ -25,10 +25,7 @@ async fn flaky(line: String, attempts: &Arc<Attempts>) -> Result<(), RecordError
 async fn a_panic_is_caught_and_the_record_retried() {
     let attempts = Arc::new(Attempts::default());
     let processor = flaky().state(attempts.clone());
-    let report = processor
-        .process(TestBatch::new().text("panic once").build())
-        .await
-        .unwrap();
+    let report = processor.process(TestBatch::new().text("panic once").build()).await.unwrap();
     let record = report.records().next().unwrap();
     assert_eq!(record.outcome(), Outcome::Succeeded);
     assert_eq!(record.attempts(), 2);
@@ -38,25 +35,16 @@ async fn a_panic_is_caught_and_the_record_retried() {
 #[tokio::test]
 async fn a_record_that_always_panics_is_reported_and_the_processor_keeps_serving() {
     let processor = flaky().state(Arc::new(Attempts::default()));
-    let report = processor
-        .process(TestBatch::new().text("panic always").text("ok").build())
-        .await
-        .unwrap();
+    let report =
+        processor.process(TestBatch::new().text("panic always").text("ok").build()).await.unwrap();
     let record = report.records().next().unwrap();
     assert_eq!(record.outcome(), Outcome::Failed);
     assert_eq!(record.attempts(), 4, "the first attempt and three retries");
-    assert!(
-        record.error().unwrap().contains("panicked: always"),
-        "{:?}",
-        record.error()
-    );
+    assert!(record.error().unwrap().contains("panicked: always"), "{:?}", record.error());
     assert_eq!(report.response().batch_item_failures.len(), 1);
 
     // The same processor handles the next invocation.
-    let next = processor
-        .process(TestBatch::new().text("ok").build())
-        .await
-        .unwrap();
+    let next = processor.process(TestBatch::new().text("ok").build()).await.unwrap();
     assert!(next.response().batch_item_failures.is_empty());
 }
 
@@ -64,11 +52,8 @@ async fn a_record_that_always_panics_is_reported_and_the_processor_keeps_serving
 async fn retries_back_off_exponentially_with_jitter() {
     let attempts = Arc::new(Attempts::default());
     let started = tokio::time::Instant::now();
-    let report = flaky()
-        .state(attempts)
-        .process(TestBatch::new().text("fail twice").build())
-        .await
-        .unwrap();
+    let report =
+        flaky().state(attempts).process(TestBatch::new().text("fail twice").build()).await.unwrap();
     assert_eq!(report.records().next().unwrap().attempts(), 3);
     // Two pauses: 25-50 ms, then 50-100 ms (the paused clock advances exactly by them).
     let waited = started.elapsed();
@@ -87,11 +72,8 @@ async fn once(_line: String, attempts: &Arc<Attempts>) -> Result<(), RecordError
 #[tokio::test]
 async fn retries_zero_means_one_attempt() {
     let attempts = Arc::new(Attempts::default());
-    let report = once()
-        .state(attempts.clone())
-        .process(TestBatch::new().text("x").build())
-        .await
-        .unwrap();
+    let report =
+        once().state(attempts.clone()).process(TestBatch::new().text("x").build()).await.unwrap();
     assert_eq!(attempts.0.load(Ordering::SeqCst), 1);
     assert_eq!(report.records().next().unwrap().outcome(), Outcome::Failed);
 }
@@ -136,10 +118,8 @@ fn synchronous(line: String) -> Result<(), RecordError> {
 
 #[tokio::test]
 async fn a_plain_function_is_processed_and_its_panics_caught() {
-    let report = synchronous()
-        .process(TestBatch::new().text("a").text("boom").build())
-        .await
-        .unwrap();
+    let report =
+        synchronous().process(TestBatch::new().text("a").text("boom").build()).await.unwrap();
     let outcomes: Vec<Outcome> = report.records().map(|r| r.outcome()).collect();
     assert_eq!(outcomes, [Outcome::Succeeded, Outcome::Failed]);
 }

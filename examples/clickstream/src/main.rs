@@ -61,9 +61,7 @@ impl GeoTable {
     }
 
     fn lookup(&self, ip: &str) -> Option<&GeoEntry> {
-        self.entries
-            .iter()
-            .find(|entry| ip.starts_with(&entry.prefix))
+        self.entries.iter().find(|entry| ip.starts_with(&entry.prefix))
     }
 }
 
@@ -89,9 +87,14 @@ async fn enrich(click: Click, meta: &RecordMeta, geo: &GeoTable) -> Result<(), R
 async fn main() -> Result<(), kinesis_processor::Error> {
     // Cold-start set-up: the lookup table is read once, not per record.
     let geo = GeoTable::parse(include_str!("../geo.csv"))?;
-    enrich()
-        .state(geo)
-        .dead_letter(LogDeadLetter::new())
-        .run()
-        .await
+    let processor = enrich().state(geo);
+    // Where poison records go: `DEAD_LETTERS=none` reports them to Lambda instead, so that
+    // they are delivered again (and hold up their shard until they expire).
+    match std::env::var("DEAD_LETTERS").as_deref() {
+        Ok("none") => processor.run().await,
+        Ok("log") | Err(_) => processor.dead_letter(LogDeadLetter::new()).run().await,
+        Ok(other) => Err(kinesis_processor::Error::Config(format!(
+            "DEAD_LETTERS={other}: expected `log` or `none`"
+        ))),
+    }
 }

@@ -57,10 +57,7 @@ impl LogDeadLetter {
         let envelope = if self.with_data {
             serde_json::to_string(letter)
         } else {
-            serde_json::to_string(&DeadLetter {
-                data: None,
-                ..letter.clone()
-            })
+            serde_json::to_string(&DeadLetter { data: None, ..letter.clone() })
         }
         .map_err(SinkError::new)?;
         tracing::warn!(

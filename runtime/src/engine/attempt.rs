@@ -59,10 +59,7 @@ pub(crate) async fn attempt<'a, H: Handler>(
             None => match decode(handler, unit, &mut Vec::new()) {
                 Ok(payload) => payload,
                 Err(problem) => {
-                    return Attempted {
-                        attempts,
-                        result: AttemptResult::Undecodable(problem),
-                    }
+                    return Attempted { attempts, result: AttemptResult::Undecodable(problem) }
                 }
             },
         };
@@ -74,37 +71,22 @@ pub(crate) async fn attempt<'a, H: Handler>(
             partition_key = unit.meta.partition_key,
             attempt = attempts,
         );
-        let outcome = isolate_panics(handler.call(payload, &unit.meta, state))
-            .instrument(span)
-            .await;
+        let outcome =
+            isolate_panics(handler.call(payload, &unit.meta, state)).instrument(span).await;
         let error = match outcome {
-            Ok(()) => {
-                return Attempted {
-                    attempts,
-                    result: AttemptResult::Succeeded,
-                }
-            }
+            Ok(()) => return Attempted { attempts, result: AttemptResult::Succeeded },
             Err(error) if error.is_permanent() => {
-                return Attempted {
-                    attempts,
-                    result: AttemptResult::Rejected(error),
-                }
+                return Attempted { attempts, result: AttemptResult::Rejected(error) }
             }
             Err(error) => error,
         };
         if attempts > policy.retries {
-            let result = AttemptResult::Exhausted {
-                error,
-                cut_short: false,
-            };
+            let result = AttemptResult::Exhausted { error, cut_short: false };
             return Attempted { attempts, result };
         }
         let delay = policy.backoff.delay(attempts);
         if Instant::now() + delay >= policy.cut_at {
-            let result = AttemptResult::Exhausted {
-                error,
-                cut_short: true,
-            };
+            let result = AttemptResult::Exhausted { error, cut_short: true };
             return Attempted { attempts, result };
         }
         tracing::info!(
@@ -140,12 +122,10 @@ where
     F: Future<Output = Result<(), RecordError>>,
 {
     let mut future = pin!(future);
-    poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(poll) => poll,
-            Err(panic) => Poll::Ready(Err(RecordError::retry(Panicked(panic_message(&*panic))))),
-        },
-    )
+    poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        Ok(poll) => poll,
+        Err(panic) => Poll::Ready(Err(RecordError::retry(Panicked(panic_message(&*panic))))),
+    })
     .await
 }
 

@@ -136,31 +136,19 @@ impl<'u, 'c> Ledger<'u, 'c> {
             AttemptResult::Undecodable(problem) => {
                 self.letter(unit, DeadLetterReason::DecodeError, problem, false)
             }
-            AttemptResult::Exhausted {
-                error,
-                cut_short: true,
-            } => self.fail(
+            AttemptResult::Exhausted { error, cut_short: true } => self.fail(
                 unit,
-                format!(
-                    "{} (no time left before the deadline to retry)",
-                    error.chain()
-                ),
+                format!("{} (no time left before the deadline to retry)", error.chain()),
             ),
-            AttemptResult::Exhausted {
-                error,
-                cut_short: false,
-            } => {
+            AttemptResult::Exhausted { error, cut_short: false } => {
                 match self.cx.settings.on_retries_exhausted {
                     OnRetriesExhausted::Report => self.fail(unit, error.chain()),
                     // The record may succeed when delivered again, so its key waits for the
                     // sink: if the letter is refused, later records of the key must not have
                     // run before it.
-                    OnRetriesExhausted::DeadLetter => self.letter(
-                        unit,
-                        DeadLetterReason::RetriesExhausted,
-                        error.chain(),
-                        true,
-                    ),
+                    OnRetriesExhausted::DeadLetter => {
+                        self.letter(unit, DeadLetterReason::RetriesExhausted, error.chain(), true)
+                    }
                 }
             }
         }
@@ -187,10 +175,8 @@ impl<'u, 'c> Ledger<'u, 'c> {
         let meta = &self.units[index].meta;
         self.reasons[index] = Some(reason);
         if self.cx.sink.is_none() {
-            let why = format!(
-                "{error} ({} and no dead-letter sink is configured)",
-                reason.as_str()
-            );
+            let why =
+                format!("{error} ({} and no dead-letter sink is configured)", reason.as_str());
             self.fail(unit, why);
             return;
         }
@@ -205,11 +191,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
         let letter = self.envelope(unit, reason, &error);
         self.errors[index] = Some(error);
         self.status[index] = Status::Lettering(reason);
-        self.pending.push(Pending {
-            unit,
-            letter,
-            holds_key,
-        });
+        self.pending.push(Pending { unit, letter, holds_key });
         if !holds_key {
             self.scheduler.release(unit);
         }
@@ -283,11 +265,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             return None;
         }
         let take = self.pending.len().min(batch_size);
-        let (units, letters) = self
-            .pending
-            .drain(..take)
-            .map(|p| (p.unit, p.letter))
-            .unzip();
+        let (units, letters) = self.pending.drain(..take).map(|p| (p.unit, p.letter)).unzip();
         Some((units, letters))
     }
 

@@ -15,11 +15,7 @@ const NONE: u32 = u32::MAX;
 
 pub(crate) enum Scheduler {
     /// Concurrency 1: units start one after another, each after the previous is released.
-    Sequential {
-        next: u32,
-        len: u32,
-        outstanding: bool,
-    },
+    Sequential { next: u32, len: u32, outstanding: bool },
     /// Concurrency above 1: per-key chains, and the heads ready to start.
     ByKey {
         /// For each unit, the next unit with the same partition key.
@@ -33,11 +29,7 @@ impl Scheduler {
     pub fn new(units: &[Unit<'_>], concurrency: usize) -> Self {
         let len = units.len() as u32;
         if concurrency <= 1 {
-            return Scheduler::Sequential {
-                next: 0,
-                len,
-                outstanding: false,
-            };
+            return Scheduler::Sequential { next: 0, len, outstanding: false };
         }
         let mut next_of_key = vec![NONE; units.len()];
         let mut last_of_key: HashMap<&str, u32> = HashMap::with_capacity(units.len().min(1024));
@@ -55,11 +47,7 @@ impl Scheduler {
     /// The next unit that may start, if any.
     pub fn next(&mut self) -> Option<u32> {
         match self {
-            Scheduler::Sequential {
-                next,
-                len,
-                outstanding,
-            } => {
+            Scheduler::Sequential { next, len, outstanding } => {
                 if *outstanding || *next >= *len {
                     return None;
                 }

@@ -41,18 +41,12 @@ impl MemoryDeadLetter {
     pub fn refusing(
         refuse: impl Fn(&DeadLetter) -> Option<String> + Send + Sync + 'static,
     ) -> Self {
-        MemoryDeadLetter {
-            store: Arc::default(),
-            refuse: Some(Arc::new(refuse)),
-        }
+        MemoryDeadLetter { store: Arc::default(), refuse: Some(Arc::new(refuse)) }
     }
 
     /// Every dead letter confirmed so far, in the order received.
     pub fn records(&self) -> Vec<DeadLetter> {
-        self.store
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.store.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 
@@ -74,8 +68,6 @@ impl DeadLetterSink for MemoryDeadLetter {
 
 impl std::fmt::Debug for MemoryDeadLetter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MemoryDeadLetter")
-            .field("records", &self.records().len())
-            .finish()
+        f.debug_struct("MemoryDeadLetter").field("records", &self.records().len()).finish()
     }
 }

@@ -1,0 +1,148 @@
+//! Shared by the end-to-end tests: finding the tools they need, and running a function
+//! under `cargo lambda watch`.
+//!
+//! A test that needs a tool (cargo-lambda, a moto server) skips with a message saying so
+//! when the tool is missing, so that `cargo test --workspace` passes on a bare machine. The
+//! README's test command sets `KINESIS_PROCESSOR_REQUIRE_SERVICES=1`, under which a missing
+//! tool fails the test instead: nothing is skipped there.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Whether the environment promises every service (the README's test command).
+pub fn services_required() -> bool {
+    std::env::var_os("KINESIS_PROCESSOR_REQUIRE_SERVICES").is_some_and(|v| v == "1")
+}
+
+/// Says that a test cannot run here: a skip on a bare machine, a failure where services
+/// are required. Returns so that the caller can `return` right after.
+pub fn unavailable(test: &str, what: &str) {
+    if services_required() {
+        panic!("{test}: {what}, and KINESIS_PROCESSOR_REQUIRE_SERVICES=1 forbids skipping");
+    }
+    eprintln!("SKIPPED {test}: {what} (the README's test command installs it)");
+}
+
+/// The path of an executable on `PATH`.
+pub fn find_tool(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|candidate| candidate.is_file())
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ is in the workspace")
+        .to_path_buf()
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+}
+
+/// `cargo lambda watch` serving one package's function on 127.0.0.1.
+pub struct LambdaWatch {
+    child: Child,
+    port: u16,
+    function: String,
+    log: PathBuf,
+}
+
+impl LambdaWatch {
+    /// Starts the emulator for `package`, with extra environment for the function.
+    pub fn start(package: &str, env: &[(&str, &str)]) -> LambdaWatch {
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("kp-watch-{package}-{port}.log"));
+        let log_file = std::fs::File::create(&log).expect("a log file");
+        let mut command = Command::new("cargo");
+        command
+            .current_dir(workspace())
+            .args(["lambda", "watch", "--package", package, "--ignore-changes", "--quiet"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log_file.try_clone().expect("log"))
+            .stderr(log_file);
+        for (key, value) in env {
+            command.arg("--env-var").arg(format!("{key}={value}"));
+        }
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().expect("cargo lambda watch starts");
+        let watch = LambdaWatch { child, port, function: package.to_owned(), log };
+        watch.wait_for_port(Duration::from_secs(120));
+        watch
+    }
+
+    fn wait_for_port(&self, limit: Duration) {
+        let address = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let started = Instant::now();
+        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            assert!(
+                started.elapsed() < limit,
+                "cargo lambda watch did not listen:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Invokes the function with the event in `file`; returns its response text. The first
+    /// invocation waits for the function to be built.
+    pub fn invoke(&self, file: &Path) -> String {
+        let output = Command::new("cargo")
+            .current_dir(workspace())
+            .args(["lambda", "invoke", &self.function, "--output-format", "json"])
+            .args(["--invoke-address", "127.0.0.1", "--invoke-port", &self.port.to_string()])
+            .arg("--data-file")
+            .arg(file)
+            .output()
+            .expect("cargo lambda invoke runs");
+        assert!(
+            output.status.success(),
+            "cargo lambda invoke failed: {}\nwatch log:\n{}",
+            String::from_utf8_lossy(&output.stderr),
+            self.log()
+        );
+        String::from_utf8(output.stdout).expect("UTF-8 response")
+    }
+
+    /// What the emulator and the function have printed so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        // The emulator runs the function as its child: stop the whole group.
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+/// cargo-lambda is on `PATH` (`cargo lambda` finds it there).
+pub fn cargo_lambda_available() -> bool {
+    find_tool("cargo-lambda").is_some()
+}
+
+/// A Python 3 with the official `aws-kinesis-agg` library importable, if there is one.
+pub fn python_with_kinesis_agg() -> Option<PathBuf> {
+    let python = std::env::var_os("KINESIS_PROCESSOR_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| find_tool("python3"))?;
+    let probe = Command::new(&python)
+        .args(["-c", "import aws_kinesis_agg.aggregator, aws_kinesis_agg.deaggregator"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    probe.success().then_some(python)
+}
