@@ -57,6 +57,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod aggregation;
 pub mod dead_letter;
 pub mod decode;
 mod engine;

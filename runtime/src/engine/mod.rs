@@ -48,7 +48,8 @@ pub(crate) async fn process_batch<H: Handler>(
 ) -> Result<BatchReport, Error> {
     let clock = Instant::now();
     let batch = event::parse(payload)?;
-    let units = units::expand(&batch);
+    let aggregates = units::decode_aggregates(&batch);
+    let units = units::expand(&batch, &aggregates);
     let mut ledger = Ledger::new(&units, cx);
     drive(handler, state, &units, &mut ledger, cx).await;
     BatchReport::new(&batch, &units, ledger, cx, clock.elapsed())
@@ -66,15 +67,8 @@ async fn drive<'u, H: Handler>(
     let cut_at = cx.deadline.checked_sub(margin).unwrap_or_else(Instant::now);
     // Dead letters may still be sent after the cut, until a quarter of the margin is left
     // for the response itself.
-    let give_up_at = cx
-        .deadline
-        .checked_sub(margin / 4)
-        .unwrap_or_else(Instant::now);
-    let policy = RetryPolicy {
-        retries: cx.settings.retries,
-        backoff: cx.settings.backoff,
-        cut_at,
-    };
+    let give_up_at = cx.deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
+    let policy = RetryPolicy { retries: cx.settings.retries, backoff: cx.settings.backoff, cut_at };
     let concurrency = cx.settings.concurrency.max(1);
     let batch_size = cx.sink.map_or(1, |sink| sink.batch_size());
 
@@ -172,19 +166,19 @@ fn poll_sends(
     Poll::Pending
 }
 
+/// A pinned place for one unit's future, reused by the next unit.
+type Slot<F> = Pin<Box<Option<F>>>;
+
 /// The units in flight, each in a reusable pinned slot: once the slots for the
 /// concurrency limit exist, starting a unit allocates nothing.
 struct Slots<F> {
-    slots: Vec<(Option<u32>, Pin<Box<Option<F>>>)>,
+    slots: Vec<(Option<u32>, Slot<F>)>,
     running: usize,
 }
 
 impl<F: Future> Slots<F> {
     fn new() -> Self {
-        Slots {
-            slots: Vec::new(),
-            running: 0,
-        }
+        Slots { slots: Vec::new(), running: 0 }
     }
 
     fn running(&self) -> usize {
@@ -193,11 +187,7 @@ impl<F: Future> Slots<F> {
 
     fn place(&mut self, unit: u32, future: F) {
         self.running += 1;
-        match self
-            .slots
-            .iter_mut()
-            .find(|(occupant, _)| occupant.is_none())
-        {
+        match self.slots.iter_mut().find(|(occupant, _)| occupant.is_none()) {
             Some((occupant, slot)) => {
                 *occupant = Some(unit);
                 slot.set(Some(future));

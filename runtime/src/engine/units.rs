@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 
-use crate::event::{Batch, EventRecord};
+use crate::aggregation::{self, Deaggregated, UserRecord};
+use crate::event::{Batch, CheckedRecord, EventRecord};
 use crate::meta::RecordMeta;
 
 /// Standard base64, padded or not: a record is not rejected for a missing `=`.
@@ -67,35 +68,108 @@ impl<'b> Data<'b> {
     }
 }
 
-/// The units of a batch, in stream order.
-pub(crate) fn expand<'b>(batch: &'b Batch<'_>) -> Vec<Unit<'b>> {
-    let mut units = Vec::with_capacity(batch.records.len());
+/// The decoded data of every record that may be a KPL aggregate, by record index. User
+/// records borrow from these bytes, so they are decoded before any unit is built and live
+/// as long as the batch.
+pub(crate) fn decode_aggregates(batch: &Batch<'_>) -> Vec<(usize, Vec<u8>)> {
+    let mut decoded = Vec::new();
     for (index, record) in batch.records.iter().enumerate() {
-        units.push(plain_unit(index, record));
+        // Base64 of the magic F3 89 9A C2 always starts so; anything else is plain.
+        let Some(text) = record.data().filter(|text| text.starts_with(MAGIC_BASE64)) else {
+            continue;
+        };
+        if let Ok(bytes) = BASE64.decode(text.as_bytes()) {
+            if aggregation::has_magic(&bytes) {
+                decoded.push((index, bytes));
+            }
+        }
+    }
+    decoded
+}
+
+/// The first five characters of any base64 text whose bytes open with [`aggregation::MAGIC`].
+const MAGIC_BASE64: &str = "84maw";
+
+/// The units of a batch, in stream order; `decoded` is from [`decode_aggregates`].
+pub(crate) fn expand<'b>(batch: &'b Batch<'_>, decoded: &'b [(usize, Vec<u8>)]) -> Vec<Unit<'b>> {
+    let mut units = Vec::with_capacity(batch.records.len());
+    let mut aggregates = decoded.iter().peekable();
+    for (index, record) in batch.records.iter().enumerate() {
+        let bytes = aggregates.next_if(|(at, _)| *at == index).map(|(_, bytes)| bytes.as_slice());
+        let checked = match record.check() {
+            Ok(checked) => checked,
+            Err(problem) => {
+                units.push(broken_unit(index, record, problem));
+                continue;
+            }
+        };
+        let Some(bytes) = bytes else {
+            units.push(plain_unit(index, &checked, Data::Base64(checked.data)));
+            continue;
+        };
+        match aggregation::deaggregate(bytes) {
+            Ok(Deaggregated::Plain) => units.push(plain_unit(index, &checked, Data::Raw(bytes))),
+            Ok(Deaggregated::Aggregate(users)) => {
+                units.extend(
+                    users
+                        .into_iter()
+                        .enumerate()
+                        .map(|(sub, user)| user_record_unit(index, &checked, sub as u64, user)),
+                );
+            }
+            Err(broken) => {
+                // Dead-lettered whole, with the record's data as it came.
+                let mut unit = plain_unit(index, &checked, Data::Base64(checked.data));
+                unit.problem = Some(broken.to_string());
+                units.push(unit);
+            }
+        }
     }
     units
 }
 
-/// A record as one unit: processable when its envelope checks out, broken otherwise.
-pub(crate) fn plain_unit<'b>(index: usize, record: &'b EventRecord<'_>) -> Unit<'b> {
-    match record.check() {
-        Ok(checked) => Unit {
-            record: index,
-            meta: RecordMeta {
-                sequence_number: checked.sequence_number,
-                sub_sequence_number: None,
-                partition_key: checked.partition_key,
-                explicit_hash_key: checked.explicit_hash_key,
-                shard_id: checked.shard_id,
-                event_source_arn: checked.event_source_arn,
-                approximate_arrival: checked.approximate_arrival,
-                aggregated: false,
-            },
-            data: Data::Base64(checked.data),
-            problem: None,
-            checkpoint: Some(checked.sequence_number),
+/// A record processed as it is.
+fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>, data: Data<'b>) -> Unit<'b> {
+    Unit {
+        record: index,
+        meta: RecordMeta {
+            sequence_number: checked.sequence_number,
+            sub_sequence_number: None,
+            partition_key: checked.partition_key,
+            explicit_hash_key: checked.explicit_hash_key,
+            shard_id: checked.shard_id,
+            event_source_arn: checked.event_source_arn,
+            approximate_arrival: checked.approximate_arrival,
+            aggregated: false,
         },
-        Err(problem) => broken_unit(index, record, problem),
+        data,
+        problem: None,
+        checkpoint: Some(checked.sequence_number),
+    }
+}
+
+/// A user record of an aggregate: its own keys, its parent's sequence number.
+fn user_record_unit<'b>(
+    index: usize,
+    parent: &CheckedRecord<'b>,
+    sub_sequence_number: u64,
+    user: UserRecord<'b>,
+) -> Unit<'b> {
+    Unit {
+        record: index,
+        meta: RecordMeta {
+            sequence_number: parent.sequence_number,
+            sub_sequence_number: Some(sub_sequence_number),
+            partition_key: user.partition_key,
+            explicit_hash_key: user.explicit_hash_key,
+            shard_id: parent.shard_id,
+            event_source_arn: parent.event_source_arn,
+            approximate_arrival: parent.approximate_arrival,
+            aggregated: true,
+        },
+        data: Data::Raw(user.data),
+        problem: None,
+        checkpoint: Some(parent.sequence_number),
     }
 }
 
@@ -127,7 +201,6 @@ pub(crate) fn broken_unit<'b>(
 impl Unit<'_> {
     /// How long the record had been in the stream at `now`.
     pub fn age_at(&self, now: SystemTime) -> std::time::Duration {
-        now.duration_since(self.meta.approximate_arrival)
-            .unwrap_or_default()
+        now.duration_since(self.meta.approximate_arrival).unwrap_or_default()
     }
 }

@@ -6,6 +6,8 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use crate::aggregation::{self, UserRecord};
+
 /// A Lambda Kinesis event under construction: records with realistic 56-digit sequence
 /// numbers, a shard id, a stream ARN and arrival times.
 ///
@@ -49,9 +51,7 @@ impl TestBatch {
     /// An empty batch from `shardId-000000000006` of the stream `test-stream`, its records
     /// arriving now.
     pub fn new() -> Self {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         TestBatch {
             shard_id: "shardId-000000000006".into(),
             stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/test-stream".into(),
@@ -64,10 +64,7 @@ impl TestBatch {
     pub fn shard_id(mut self, shard_id: &str) -> Self {
         self.shard_id = shard_id.to_owned();
         for record in &mut self.records {
-            let sequence = record["kinesis"]["sequenceNumber"]
-                .as_str()
-                .unwrap_or("")
-                .to_owned();
+            let sequence = record["kinesis"]["sequenceNumber"].as_str().unwrap_or("").to_owned();
             record["eventID"] = json!(format!("{shard_id}:{sequence}"));
         }
         self
@@ -122,6 +119,33 @@ impl TestBatch {
         self
     }
 
+    /// Adds one KPL aggregate holding `records`, put with the aggregate's partition key and
+    /// explicit hash key as a producer would.
+    ///
+    /// # Panics
+    ///
+    /// When the records do not fit in one Kinesis record.
+    ///
+    /// ```
+    /// use kinesis_processor::aggregation::UserRecord;
+    /// use kinesis_processor::testing::TestBatch;
+    ///
+    /// let batch = TestBatch::new().aggregate(&[
+    ///     UserRecord { partition_key: "a", explicit_hash_key: None, data: b"1" },
+    ///     UserRecord { partition_key: "b", explicit_hash_key: None, data: b"2" },
+    /// ]);
+    /// assert_eq!(batch.sequence_numbers().len(), 1);
+    /// ```
+    pub fn aggregate(self, records: &[UserRecord<'_>]) -> Self {
+        let mut aggregates = aggregation::aggregate(records.iter().copied())
+            .expect("each test user record fits in a Kinesis record");
+        assert_eq!(aggregates.len(), 1, "the test user records need more than one aggregate");
+        let aggregate = aggregates.remove(0);
+        self.bytes(&aggregate.data)
+            .partition_key(&aggregate.partition_key)
+            .explicit_hash_key(&aggregate.explicit_hash_key)
+    }
+
     /// Adds `record` as an element of `Records` exactly as given, for malformed envelopes.
     pub fn raw_record(mut self, record: Value) -> Self {
         self.records.push(record);
@@ -140,10 +164,7 @@ impl TestBatch {
 
     /// Sets the arrival time of the last record.
     pub fn arrival(self, at: SystemTime) -> Self {
-        let millis = at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+        let millis = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
         self.set_kinesis("approximateArrivalTimestamp", json!(epoch_seconds(millis)))
     }
 
@@ -162,10 +183,7 @@ impl TestBatch {
     }
 
     fn set_kinesis(mut self, name: &str, value: Value) -> Self {
-        let record = self
-            .records
-            .last_mut()
-            .expect("add a record before describing it");
+        let record = self.records.last_mut().expect("add a record before describing it");
         record["kinesis"][name] = value;
         self
     }
@@ -174,12 +192,7 @@ impl TestBatch {
     pub fn sequence_numbers(&self) -> Vec<String> {
         self.records
             .iter()
-            .map(|r| {
-                r["kinesis"]["sequenceNumber"]
-                    .as_str()
-                    .unwrap_or("")
-                    .to_owned()
-            })
+            .map(|r| r["kinesis"]["sequenceNumber"].as_str().unwrap_or("").to_owned())
             .collect()
     }
 
