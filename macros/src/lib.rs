@@ -1,9 +1,9 @@
 //! The `#[kinesis_processor]` attribute. Use it through the `kinesis-processor` crate,
 //! which re-exports it and documents it.
 //!
-//! The macro is thin: it parses the options ([`options`]), checks the signature
-//! ([`signature`]) and emits the user's function unchanged inside a constructor that calls
-//! into the runtime's hidden module ([`expand`]). Every error is collected and spanned at
+//! The macro is thin: it parses the options (`options`), checks the signature
+//! (`signature`) and emits the user's function unchanged inside a constructor that calls
+//! into the runtime's hidden module (`expand`). Every error is collected and spanned at
 //! its cause; on error the user's function is still emitted so that IDEs keep working.
 #![forbid(unsafe_code)]
 

@@ -223,8 +223,7 @@ impl<'p> EventRecord<'p> {
 /// millisecond that Kinesis records.
 fn arrival_time(seconds: f64) -> Option<SystemTime> {
     let millis = (seconds * 1000.0).round();
-    (0.0..1e17).contains(&millis)
-        .then(|| UNIX_EPOCH + Duration::from_millis(millis as u64))
+    (0.0..1e17).contains(&millis).then(|| UNIX_EPOCH + Duration::from_millis(millis as u64))
 }
 
 /// Parses an invocation payload. Fails only when the payload is not a Kinesis batch.
