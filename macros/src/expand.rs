@@ -5,7 +5,7 @@ use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
 use syn::{Attribute, FnArg, ItemFn, Visibility};
 
-use crate::options::{Format, Options};
+use crate::options::{Format, OnRetriesExhausted, Options};
 use crate::signature::{self, Param, Signature};
 
 /// The attribute's whole expansion.
@@ -79,7 +79,7 @@ fn constructor(function: &ItemFn, signature: &Signature, options: &Options) -> T
     let into_result =
         respan(quote!(#krate::__private::into_record_result(__result)), signature.return_span);
     let call = user_call(name, signature);
-    let settings = settings(options);
+    let settings = settings(options, &krate);
 
     quote! {
         #(#outer_attrs)*
@@ -133,10 +133,21 @@ fn user_call(name: &Ident, signature: &Signature) -> TokenStream {
 }
 
 /// The builder calls that apply the attribute's options.
-fn settings(options: &Options) -> TokenStream {
+fn settings(options: &Options, krate: &TokenStream) -> TokenStream {
     let mut calls = TokenStream::new();
     if let Some(retries) = options.retries {
         calls.extend(quote!(.retries(#retries)));
+    }
+    if let Some(age) = options.max_record_age {
+        let millis = age.as_millis() as u64;
+        calls.extend(quote!(.max_record_age(#krate::__private::millis(#millis))));
+    }
+    if let Some(choice) = options.on_retries_exhausted {
+        let variant = match choice {
+            OnRetriesExhausted::Report => quote!(Report),
+            OnRetriesExhausted::DeadLetter => quote!(DeadLetter),
+        };
+        calls.extend(quote!(.on_retries_exhausted(#krate::OnRetriesExhausted::#variant)));
     }
     calls
 }

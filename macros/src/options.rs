@@ -3,13 +3,15 @@
 //! Every option is parsed, each error is recorded with the span of its cause, and parsing
 //! goes on, so that one compile shows every mistake.
 
+use std::time::Duration;
+
 use proc_macro2::TokenStream;
 use quote::{quote, ToTokens};
 use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, ExprPath, Lit, Path};
 
 /// The options the attribute accepts, in the order error messages list them.
-const VALID: &[&str] = &["format", "retries", "crate"];
+const VALID: &[&str] = &["format", "retries", "max_record_age", "on_retries_exhausted", "crate"];
 
 /// How a record's bytes become the payload.
 pub enum Format {
@@ -24,13 +26,28 @@ pub enum Format {
 pub struct Options {
     pub format: Option<Format>,
     pub retries: Option<u32>,
+    pub max_record_age: Option<Duration>,
+    pub on_retries_exhausted: Option<OnRetriesExhausted>,
     pub krate: Option<Path>,
+}
+
+/// The choices of `on_retries_exhausted`.
+#[derive(Clone, Copy)]
+pub enum OnRetriesExhausted {
+    Report,
+    DeadLetter,
 }
 
 impl Options {
     /// Parses the attribute's arguments, collecting every error.
     pub fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
-        let mut options = Options { format: None, retries: None, krate: None };
+        let mut options = Options {
+            format: None,
+            retries: None,
+            max_record_age: None,
+            on_retries_exhausted: None,
+            krate: None,
+        };
         let mut seen: Vec<String> = Vec::new();
         let parser = syn::meta::parser(|meta| {
             let name = option_name(&meta);
@@ -64,6 +81,10 @@ impl Options {
         match name {
             "format" => self.format = Some(format(&value)?),
             "retries" => self.retries = Some(integer(name, &value)?),
+            "max_record_age" => self.max_record_age = Some(duration(name, &value)?),
+            "on_retries_exhausted" => {
+                self.on_retries_exhausted = Some(on_retries_exhausted(&value)?)
+            }
             "crate" => self.krate = Some(crate_path(&value)?),
             _ => {
                 return Err(syn::Error::new_spanned(
@@ -95,6 +116,10 @@ fn example(name: &str) -> &'static str {
             "`format = json`, `format = text`, `format = bytes` or `format = path::To::Format`"
         }
         "retries" => "`retries = 3`",
+        "max_record_age" => "`max_record_age = \"15m\"` (a humantime duration)",
+        "on_retries_exhausted" => {
+            "`on_retries_exhausted = report` or `on_retries_exhausted = dead_letter`"
+        }
         "crate" => "`crate = \"my_renamed_kinesis_processor\"`",
         _ => "see the documentation of `kinesis_processor`",
     }
@@ -142,6 +167,41 @@ where
         _ => Err(syn::Error::new_spanned(
             value,
             format!("`{name}` expects a whole number: {}", example(name)),
+        )),
+    }
+}
+
+/// A humantime duration in a string literal, checked now rather than at run time.
+fn duration(name: &str, value: &Expr) -> syn::Result<Duration> {
+    let Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) = value else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` expects a string: {}", example(name)),
+        ));
+    };
+    let parsed = humantime::parse_duration(&text.value()).map_err(|e| {
+        syn::Error::new_spanned(
+            text,
+            format!("`{name}`: {e}; write e.g. \"90s\", \"15m\" or \"1h 30m\""),
+        )
+    })?;
+    if parsed.is_zero() {
+        return Err(syn::Error::new_spanned(text, format!("`{name}` must be longer than zero")));
+    }
+    Ok(parsed)
+}
+
+fn on_retries_exhausted(value: &Expr) -> syn::Result<OnRetriesExhausted> {
+    let choice = match value {
+        Expr::Path(ExprPath { path, qself: None, .. }) => path.get_ident().map(ToString::to_string),
+        _ => None,
+    };
+    match choice.as_deref() {
+        Some("report") => Ok(OnRetriesExhausted::Report),
+        Some("dead_letter") => Ok(OnRetriesExhausted::DeadLetter),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`on_retries_exhausted` expects {}", example("on_retries_exhausted")),
         )),
     }
 }

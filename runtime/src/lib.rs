@@ -39,6 +39,8 @@
 //! |---|---|---|
 //! | `format = json \| text \| bytes \| path::To::Format` | how a record's bytes become `T` ([`decode`]) | `json` |
 //! | `retries = N` | in-process attempts after the first, with jittered exponential backoff | 2 |
+//! | `max_record_age = "15m"` | older records are dead-lettered with reason `expired`, unprocessed | none |
+//! | `on_retries_exhausted = report \| dead_letter` | what happens when retries run out | `report` |
 //! | `crate = "path"` | where this crate is, when renamed | `::kinesis_processor` |
 //!
 //! # The rules it keeps
@@ -99,6 +101,11 @@ pub mod __private {
         F: for<'a> RecordFn<'a, T, S>,
     {
         Processor::new(FnHandler::<F, T, S, Format>::new(name, function), state)
+    }
+
+    /// A duration the macro checked at compile time.
+    pub const fn millis(millis: u64) -> std::time::Duration {
+        std::time::Duration::from_millis(millis)
     }
 
     /// Converts what the user's function returned.

@@ -13,7 +13,7 @@ use crate::engine::{self, Context};
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::report::BatchReport;
-use crate::settings::Settings;
+use crate::settings::{OnRetriesExhausted, Settings};
 
 /// The remaining time [`Processor::process`] gives an invocation: Lambda's maximum timeout.
 pub const SYNTHETIC_TIMEOUT: Duration = Duration::from_secs(15 * 60);
@@ -81,6 +81,26 @@ impl<H: Handler> Processor<H> {
     /// retries off.
     pub fn retries(mut self, retries: u32) -> Self {
         self.settings.retries = retries;
+        self
+    }
+
+    /// What happens to a record whose retries run out (`on_retries_exhausted = report |
+    /// dead_letter` on the attribute): reported to Lambda (the default) or dead-lettered
+    /// with reason `retries_exhausted`. A record dead-lettered this way holds up later
+    /// records of its partition key until the sink confirms it, since a refused letter
+    /// makes Lambda deliver it again.
+    pub fn on_retries_exhausted(mut self, choice: OnRetriesExhausted) -> Self {
+        self.settings.on_retries_exhausted = choice;
+        self
+    }
+
+    /// Records that have been in the stream longer than `age` when the invocation starts
+    /// are dead-lettered with reason `expired` and not processed (`max_record_age =
+    /// "15m"` on the attribute). It keeps a shard that has fallen behind from spending its
+    /// time on records nobody needs any more; set it below the stream's retention so that
+    /// records are dead-lettered with their data rather than lost to expiry.
+    pub fn max_record_age(mut self, age: Duration) -> Self {
+        self.settings.max_record_age = Some(age);
         self
     }
 

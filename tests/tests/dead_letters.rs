@@ -176,3 +176,67 @@ async fn a_letter_queued_before_a_failure_is_still_sent() {
     assert_eq!(letters.len(), 1, "only the record before the checkpoint is dead-lettered");
     assert_eq!(letters[0].sequence_number.as_deref(), Some(sequence_numbers[0].as_str()));
 }
+
+/// Records, for each call, how many letters it carried and how many records the function
+/// had processed by then.
+#[derive(Clone, Default)]
+struct Recording {
+    calls: std::sync::Arc<std::sync::Mutex<Vec<(usize, usize)>>>,
+    processed: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    delay: std::time::Duration,
+}
+
+impl DeadLetterSink for Recording {
+    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), SinkError>> {
+        let processed = self.processed.load(std::sync::atomic::Ordering::SeqCst);
+        self.calls.lock().unwrap().push((letters.len(), processed));
+        tokio::time::sleep(self.delay).await;
+        letters.iter().map(|_| Ok(())).collect()
+    }
+}
+
+#[kinesis_processor(format = text, retries = 0)]
+async fn count_and_reject(
+    line: String,
+    processed: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> Result<(), RecordError> {
+    processed.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    if line.starts_with("poison") {
+        return Err(RecordError::reject("poison"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn dead_letters_go_out_in_batches_as_they_occur() {
+    let sink = Recording::default();
+    let batch = (0..25).fold(TestBatch::new(), |b, n| b.text(&format!("poison-{n}"))).text("good");
+    let report = count_and_reject()
+        .state(sink.processed.clone())
+        .dead_letter(sink.clone())
+        .process(batch.build())
+        .await
+        .unwrap();
+    assert!(report.response().batch_item_failures.is_empty());
+    let calls = sink.calls.lock().unwrap().clone();
+    assert_eq!(calls.iter().map(|(letters, _)| letters).collect::<Vec<_>>(), [&10, &10, &5]);
+    // Each batch went out as soon as it was full, while records were still being processed.
+    assert!(calls[0].1 <= 11 && calls[1].1 <= 21, "{calls:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_response_waits_for_the_sink_to_answer() {
+    let sink = Recording { delay: std::time::Duration::from_secs(30), ..Recording::default() };
+    let started = tokio::time::Instant::now();
+    let report = count_and_reject()
+        .state(sink.processed.clone())
+        .dead_letter(sink.clone())
+        .process(TestBatch::new().text("poison").text("good").build())
+        .await
+        .unwrap();
+    assert!(started.elapsed() >= std::time::Duration::from_secs(30));
+    assert_eq!(
+        report.records().next().unwrap().outcome(),
+        Outcome::DeadLettered(DeadLetterReason::Rejected)
+    );
+}

@@ -79,7 +79,9 @@ impl std::fmt::Display for DeadLetterReason {
 /// }
 /// ```
 ///
-/// A field the record did not have (a broken envelope) is `null`.
+/// A field the record did not have (a broken envelope) is `null`. An envelope too large for
+/// its sink (SQS takes 256 KiB) can be stored whole in S3 and sent as a pointer: `data` is
+/// then `null` and `dataLocation` says where the envelope is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[non_exhaustive]
@@ -117,6 +119,10 @@ pub struct DeadLetter {
     /// The record's data, base64 (standard alphabet, padded). For a plain record it is the
     /// event's `data` field as received, even when that is not valid base64.
     pub data: Option<String>,
+    /// Where the whole envelope is stored when it was too large for the sink itself (an
+    /// `s3://bucket/key` URI); then `data` is `null` here. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_location: Option<String>,
 }
 
 impl DeadLetter {

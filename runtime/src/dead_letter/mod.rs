@@ -8,8 +8,18 @@
 //! counts a record as done only when the sink confirms it; a refused entry becomes the
 //! batch's reported failure, so Lambda delivers the record again.
 
+#[cfg(any(feature = "sqs", feature = "sns", feature = "s3"))]
+mod aws;
+#[cfg(any(feature = "sqs", feature = "sns"))]
+mod batching;
 mod envelope;
 mod log;
+#[cfg(feature = "s3")]
+mod s3;
+#[cfg(feature = "sns")]
+mod sns;
+#[cfg(feature = "sqs")]
+mod sqs;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,6 +27,12 @@ use std::sync::Arc;
 
 pub use envelope::{DeadLetter, DeadLetterReason, ENVELOPE_VERSION};
 pub use log::LogDeadLetter;
+#[cfg(feature = "s3")]
+pub use s3::S3DeadLetter;
+#[cfg(feature = "sns")]
+pub use sns::{SnsDeadLetter, SNS_MAX_MESSAGE};
+#[cfg(feature = "sqs")]
+pub use sqs::{SqsDeadLetter, SQS_DEFAULT_MAX_MESSAGE};
 
 use crate::error::BoxError;
 

@@ -366,6 +366,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             approximate_arrival_timestamp: arrival,
             aggregated: meta.aggregated,
             data: u.data.to_base64(),
+            data_location: None,
         }
     }
 }

@@ -118,10 +118,11 @@ async fn drive<'u, H: Handler>(
             if !sends.is_empty() && give_up_timer.as_mut().poll(task).is_ready() {
                 return Poll::Ready(Event::GiveUp);
             }
-            if let Poll::Ready((unit, attempted)) = slots.poll_next(task) {
-                return Poll::Ready(Event::Finished(unit, attempted));
+            // Sends first: a unit that never waits would otherwise keep them from starting.
+            if let Poll::Ready(event) = poll_sends(&mut sends, task) {
+                return Poll::Ready(event);
             }
-            poll_sends(&mut sends, task)
+            slots.poll_next(task).map(|(unit, attempted)| Event::Finished(unit, attempted))
         })
         .await;
         match event {

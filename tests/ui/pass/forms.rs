@@ -94,6 +94,18 @@ async fn custom_format_path(fields: Vec<String>) -> Result<(), RecordError> {
     Ok(())
 }
 
+#[kinesis_processor(format = text, max_record_age = "1h 30m", on_retries_exhausted = dead_letter)]
+async fn with_age_and_exhaustion(line: String) -> Result<(), RecordError> {
+    let _ = line;
+    Ok(())
+}
+
+#[kinesis_processor(format = text, on_retries_exhausted = report)]
+async fn reporting(line: String) -> Result<(), RecordError> {
+    let _ = line;
+    Ok(())
+}
+
 #[kinesis_processor(format = text)]
 async fn destructured(mut line: String) -> Result<(), RecordError> {
     line.push('!');
@@ -129,6 +141,8 @@ fn main() {
     let _ = custom_format();
     let _ = custom_format_path();
     let _ = destructured();
+    let _ = with_age_and_exhaustion();
+    let _ = reporting();
     let _ = public().retries(1);
     let _ = renamed::via_crate_option();
 }

@@ -1,0 +1,15 @@
+use kinesis_processor::{kinesis_processor, RecordError};
+
+#[kinesis_processor(format = text, max_record_age = "15 parsecs", on_retries_exhausted = drop)]
+async fn store(line: String) -> Result<(), RecordError> {
+    let _ = line;
+    Ok(())
+}
+
+#[kinesis_processor(format = text, max_record_age = 900)]
+async fn store_again(line: String) -> Result<(), RecordError> {
+    let _ = line;
+    Ok(())
+}
+
+fn main() {}
