@@ -138,6 +138,13 @@ fn settings(options: &Options, krate: &TokenStream) -> TokenStream {
     if let Some(retries) = options.retries {
         calls.extend(quote!(.retries(#retries)));
     }
+    if let Some(concurrency) = options.concurrency {
+        calls.extend(quote!(.concurrency(#concurrency)));
+    }
+    if let Some(margin) = options.deadline_margin {
+        let millis = margin.as_millis() as u64;
+        calls.extend(quote!(.deadline_margin(#krate::__private::millis(#millis))));
+    }
     if let Some(age) = options.max_record_age {
         let millis = age.as_millis() as u64;
         calls.extend(quote!(.max_record_age(#krate::__private::millis(#millis))));

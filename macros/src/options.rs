@@ -11,7 +11,15 @@ use syn::meta::ParseNestedMeta;
 use syn::{Expr, ExprLit, ExprPath, Lit, Path};
 
 /// The options the attribute accepts, in the order error messages list them.
-const VALID: &[&str] = &["format", "retries", "max_record_age", "on_retries_exhausted", "crate"];
+const VALID: &[&str] = &[
+    "format",
+    "concurrency",
+    "retries",
+    "max_record_age",
+    "on_retries_exhausted",
+    "deadline_margin",
+    "crate",
+];
 
 /// How a record's bytes become the payload.
 pub enum Format {
@@ -26,6 +34,8 @@ pub enum Format {
 pub struct Options {
     pub format: Option<Format>,
     pub retries: Option<u32>,
+    pub concurrency: Option<usize>,
+    pub deadline_margin: Option<Duration>,
     pub max_record_age: Option<Duration>,
     pub on_retries_exhausted: Option<OnRetriesExhausted>,
     pub krate: Option<Path>,
@@ -44,6 +54,8 @@ impl Options {
         let mut options = Options {
             format: None,
             retries: None,
+            concurrency: None,
+            deadline_margin: None,
             max_record_age: None,
             on_retries_exhausted: None,
             krate: None,
@@ -81,6 +93,8 @@ impl Options {
         match name {
             "format" => self.format = Some(format(&value)?),
             "retries" => self.retries = Some(integer(name, &value)?),
+            "concurrency" => self.concurrency = Some(at_least_one(name, &value)?),
+            "deadline_margin" => self.deadline_margin = Some(duration(name, &value)?),
             "max_record_age" => self.max_record_age = Some(duration(name, &value)?),
             "on_retries_exhausted" => {
                 self.on_retries_exhausted = Some(on_retries_exhausted(&value)?)
@@ -116,6 +130,8 @@ fn example(name: &str) -> &'static str {
             "`format = json`, `format = text`, `format = bytes` or `format = path::To::Format`"
         }
         "retries" => "`retries = 3`",
+        "concurrency" => "`concurrency = 16`",
+        "deadline_margin" => "`deadline_margin = \"2s\"` (a humantime duration)",
         "max_record_age" => "`max_record_age = \"15m\"` (a humantime duration)",
         "on_retries_exhausted" => {
             "`on_retries_exhausted = report` or `on_retries_exhausted = dead_letter`"
@@ -169,6 +185,14 @@ where
             format!("`{name}` expects a whole number: {}", example(name)),
         )),
     }
+}
+
+fn at_least_one(name: &str, value: &Expr) -> syn::Result<usize> {
+    let n: usize = integer(name, value)?;
+    if n == 0 {
+        return Err(syn::Error::new_spanned(value, format!("`{name}` must be at least 1")));
+    }
+    Ok(n)
 }
 
 /// A humantime duration in a string literal, checked now rather than at run time.

@@ -38,9 +38,11 @@
 //! | option | meaning | default |
 //! |---|---|---|
 //! | `format = json \| text \| bytes \| path::To::Format` | how a record's bytes become `T` ([`decode`]) | `json` |
+//! | `concurrency = N` | records in flight across distinct partition keys (one key: one at a time, in order) | 1 |
 //! | `retries = N` | in-process attempts after the first, with jittered exponential backoff | 2 |
 //! | `max_record_age = "15m"` | older records are dead-lettered with reason `expired`, unprocessed | none |
 //! | `on_retries_exhausted = report \| dead_letter` | what happens when retries run out | `report` |
+//! | `deadline_margin = "1s"` | stop this long before the invocation's deadline | 1 s |
 //! | `crate = "path"` | where this crate is, when renamed | `::kinesis_processor` |
 //!
 //! # The rules it keeps

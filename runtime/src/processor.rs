@@ -84,6 +84,26 @@ impl<H: Handler> Processor<H> {
         self
     }
 
+    /// Records in flight at once, across distinct partition keys (`concurrency = N` on the
+    /// attribute; default 1, the whole batch strictly in order). Records of one partition
+    /// key are always processed one at a time, in stream order. All run on the invocation's
+    /// task, so a current-thread runtime is enough.
+    pub fn concurrency(mut self, records: usize) -> Self {
+        self.settings.concurrency = records.max(1);
+        self
+    }
+
+    /// How long before the invocation's deadline processing stops (`deadline_margin =
+    /// "2s"` on the attribute; default
+    /// [`DEFAULT_DEADLINE_MARGIN`](crate::settings::DEFAULT_DEADLINE_MARGIN), 1 s). Then no
+    /// record starts, running ones are cut, pending dead letters are flushed, and the
+    /// response reports the first unfinished record, so that Lambda does not time out and
+    /// retry the whole batch.
+    pub fn deadline_margin(mut self, margin: Duration) -> Self {
+        self.settings.deadline_margin = margin;
+        self
+    }
+
     /// What happens to a record whose retries run out (`on_retries_exhausted = report |
     /// dead_letter` on the attribute): reported to Lambda (the default) or dead-lettered
     /// with reason `retries_exhausted`. A record dead-lettered this way holds up later

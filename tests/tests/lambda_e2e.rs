@@ -53,3 +53,49 @@ fn clickstream_dead_letters_poison_records_and_acknowledges_the_batch() {
     let log = watch.log();
     assert!(log.contains("dead letter"), "the log sink logged the poison records:\n{log}");
 }
+
+#[test]
+fn a_hung_call_returns_a_partial_response_before_a_three_second_timeout() {
+    if !cargo_lambda_available() {
+        return unavailable(
+            "a_hung_call_returns_a_partial_response",
+            "cargo-lambda is not on PATH",
+        );
+    }
+    // cargo lambda's emulator sends no real deadline; the function reads its timeout from
+    // AWS_LAMBDA_FUNCTION_TIMEOUT, as under SAM's emulator.
+    let watch = LambdaWatch::start_bin(
+        "kinesis-processor-tests",
+        "stall",
+        &[("AWS_LAMBDA_FUNCTION_TIMEOUT", "3")],
+    );
+    let dir = std::env::temp_dir();
+    let warm_up = dir.join(format!("kp-stall-warm-{}.json", std::process::id()));
+    let hanging = dir.join(format!("kp-stall-hang-{}.json", std::process::id()));
+    std::fs::write(&warm_up, kinesis_processor::testing::TestBatch::new().text("fine").build())
+        .unwrap();
+    let batch = kinesis_processor::testing::TestBatch::new().text("fine").text("hang").text("fine");
+    let hung = batch.sequence_numbers()[1].clone();
+    std::fs::write(&hanging, batch.build()).unwrap();
+
+    // The first invocation builds and starts the function.
+    assert_eq!(
+        serde_json::from_str::<Value>(&watch.invoke(&warm_up)).unwrap(),
+        json!({"batchItemFailures": []})
+    );
+    let started = std::time::Instant::now();
+    let response: Value = serde_json::from_str(&watch.invoke(&hanging)).unwrap();
+    let elapsed = started.elapsed();
+    std::fs::remove_file(warm_up).unwrap();
+    std::fs::remove_file(hanging).unwrap();
+
+    assert_eq!(
+        response,
+        json!({"batchItemFailures": [{"itemIdentifier": hung}]}),
+        "{}",
+        watch.log()
+    );
+    // Cut one second (the default margin) before the three-second deadline.
+    assert!(elapsed >= std::time::Duration::from_millis(1900), "{elapsed:?}");
+    assert!(elapsed < std::time::Duration::from_secs(3), "answered after the timeout: {elapsed:?}");
+}

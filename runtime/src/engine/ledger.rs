@@ -52,8 +52,8 @@ pub(crate) struct Ledger<'u, 'c> {
     pending: Vec<Pending>,
     /// Set by a reported failure or the deadline: no unit starts any more.
     stopped: bool,
-    /// The failed unit with the lowest sequence number: everything at or after it is
-    /// delivered again.
+    /// The unfinished unit (failed, timed out, or never to start) with the lowest sequence
+    /// number known so far: everything at or after it is delivered again.
     floor: Option<u32>,
     pub retried_attempts: u64,
 }
@@ -83,9 +83,18 @@ impl<'u, 'c> Ledger<'u, 'c> {
         self.scheduler.next()
     }
 
-    /// Stops starting units (the deadline has come).
+    /// Stops starting units (a failure, or the deadline). Units that will now never start
+    /// are unfinished, so they lower the checkpoint like failures do.
     pub fn stop(&mut self) {
+        if self.stopped {
+            return;
+        }
         self.stopped = true;
+        for unit in 0..self.units.len() as u32 {
+            if self.status[unit as usize] == Status::Pending {
+                self.lower_floor(unit);
+            }
+        }
     }
 
     /// Settles a unit that cannot be processed before it starts: broken, expired or
@@ -156,6 +165,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
 
     /// The deadline cut a running unit.
     pub fn timed_out(&mut self, unit: u32) {
+        self.lower_floor(unit);
         self.status[unit as usize] = Status::TimedOut;
         self.errors[unit as usize] = Some("cut at the deadline before it finished".into());
         tracing::warn!(
@@ -211,15 +221,19 @@ impl<'u, 'c> Ledger<'u, 'c> {
         );
         self.status[index] = Status::Failed;
         self.errors[index] = Some(error);
-        self.stopped = true;
-        if let Some(sequence) = self.units[index].checkpoint {
-            let lower = match self.floor {
-                Some(floor) => self.compare_to_unit(sequence, floor) == Ordering::Less,
-                None => true,
-            };
-            if lower {
-                self.floor = Some(unit);
-            }
+        self.lower_floor(unit);
+        self.stop();
+    }
+
+    /// `unit` will be delivered again: so will everything at or after it.
+    fn lower_floor(&mut self, unit: u32) {
+        let Some(sequence) = self.units[unit as usize].checkpoint else { return };
+        let lower = match self.floor {
+            Some(floor) => self.compare_to_unit(sequence, floor) == Ordering::Less,
+            None => true,
+        };
+        if lower {
+            self.floor = Some(unit);
         }
     }
 

@@ -57,6 +57,15 @@ pub struct LambdaWatch {
 impl LambdaWatch {
     /// Starts the emulator for `package`, with extra environment for the function.
     pub fn start(package: &str, env: &[(&str, &str)]) -> LambdaWatch {
+        Self::start_target(package, None, env)
+    }
+
+    /// Starts the emulator for binary `bin` of `package`; the function is named `bin`.
+    pub fn start_bin(package: &str, bin: &str, env: &[(&str, &str)]) -> LambdaWatch {
+        Self::start_target(package, Some(bin), env)
+    }
+
+    fn start_target(package: &str, bin: Option<&str>, env: &[(&str, &str)]) -> LambdaWatch {
         let port = free_port();
         let log = std::env::temp_dir().join(format!("kp-watch-{package}-{port}.log"));
         let log_file = std::fs::File::create(&log).expect("a log file");
@@ -68,13 +77,17 @@ impl LambdaWatch {
             .stdin(Stdio::null())
             .stdout(log_file.try_clone().expect("log"))
             .stderr(log_file);
+        if let Some(bin) = bin {
+            command.args(["--bin", bin]);
+        }
         for (key, value) in env {
             command.arg("--env-var").arg(format!("{key}={value}"));
         }
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().expect("cargo lambda watch starts");
-        let watch = LambdaWatch { child, port, function: package.to_owned(), log };
+        let function = bin.unwrap_or(package).to_owned();
+        let watch = LambdaWatch { child, port, function, log };
         watch.wait_for_port(Duration::from_secs(120));
         watch
     }

@@ -100,7 +100,7 @@ async fn with_age_and_exhaustion(line: String) -> Result<(), RecordError> {
     Ok(())
 }
 
-#[kinesis_processor(format = text, on_retries_exhausted = report)]
+#[kinesis_processor(format = text, on_retries_exhausted = report, concurrency = 16, deadline_margin = "1500ms")]
 async fn reporting(line: String) -> Result<(), RecordError> {
     let _ = line;
     Ok(())
