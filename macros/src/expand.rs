@@ -149,6 +149,9 @@ fn settings(options: &Options, krate: &TokenStream) -> TokenStream {
         let millis = age.as_millis() as u64;
         calls.extend(quote!(.max_record_age(#krate::__private::millis(#millis))));
     }
+    if let Some(namespace) = &options.metrics_namespace {
+        calls.extend(quote!(.metrics_namespace(#namespace)));
+    }
     if let Some(choice) = options.on_retries_exhausted {
         let variant = match choice {
             OnRetriesExhausted::Report => quote!(Report),

@@ -18,6 +18,7 @@ const VALID: &[&str] = &[
     "max_record_age",
     "on_retries_exhausted",
     "deadline_margin",
+    "metrics_namespace",
     "crate",
 ];
 
@@ -38,6 +39,7 @@ pub struct Options {
     pub deadline_margin: Option<Duration>,
     pub max_record_age: Option<Duration>,
     pub on_retries_exhausted: Option<OnRetriesExhausted>,
+    pub metrics_namespace: Option<String>,
     pub krate: Option<Path>,
 }
 
@@ -58,6 +60,7 @@ impl Options {
             deadline_margin: None,
             max_record_age: None,
             on_retries_exhausted: None,
+            metrics_namespace: None,
             krate: None,
         };
         let mut seen: Vec<String> = Vec::new();
@@ -99,6 +102,7 @@ impl Options {
             "on_retries_exhausted" => {
                 self.on_retries_exhausted = Some(on_retries_exhausted(&value)?)
             }
+            "metrics_namespace" => self.metrics_namespace = Some(namespace(&value)?),
             "crate" => self.krate = Some(crate_path(&value)?),
             _ => {
                 return Err(syn::Error::new_spanned(
@@ -136,6 +140,7 @@ fn example(name: &str) -> &'static str {
         "on_retries_exhausted" => {
             "`on_retries_exhausted = report` or `on_retries_exhausted = dead_letter`"
         }
+        "metrics_namespace" => "`metrics_namespace = \"Clicks\"`",
         "crate" => "`crate = \"my_renamed_kinesis_processor\"`",
         _ => "see the documentation of `kinesis_processor`",
     }
@@ -228,6 +233,24 @@ fn on_retries_exhausted(value: &Expr) -> syn::Result<OnRetriesExhausted> {
             format!("`on_retries_exhausted` expects {}", example("on_retries_exhausted")),
         )),
     }
+}
+
+/// A CloudWatch namespace: 1 to 255 characters, not starting with `AWS/`.
+fn namespace(value: &Expr) -> syn::Result<String> {
+    let Expr::Lit(ExprLit { lit: Lit::Str(text), .. }) = value else {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!("`metrics_namespace` expects a string: {}", example("metrics_namespace")),
+        ));
+    };
+    let name = text.value();
+    if name.is_empty() || name.len() > 255 || name.starts_with("AWS/") {
+        return Err(syn::Error::new_spanned(
+            text,
+            "a CloudWatch namespace has 1 to 255 characters and does not start with `AWS/`",
+        ));
+    }
+    Ok(name)
 }
 
 fn crate_path(value: &Expr) -> syn::Result<Path> {

@@ -43,6 +43,7 @@
 //! | `max_record_age = "15m"` | older records are dead-lettered with reason `expired`, unprocessed | none |
 //! | `on_retries_exhausted = report \| dead_letter` | what happens when retries run out | `report` |
 //! | `deadline_margin = "1s"` | stop this long before the invocation's deadline | 1 s |
+//! | `metrics_namespace = "Clicks"` | the CloudWatch namespace of the per-invocation metrics | `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else `KinesisProcessor` |
 //! | `crate = "path"` | where this crate is, when renamed | `::kinesis_processor` |
 //!
 //! # The rules it keeps
@@ -69,6 +70,7 @@ mod error;
 mod event;
 mod handler;
 mod meta;
+pub mod metrics;
 mod processor;
 mod report;
 mod runner;

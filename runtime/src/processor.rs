@@ -12,6 +12,7 @@ use crate::dead_letter::{DeadLetterSink, ErasedSink};
 use crate::engine::{self, Context};
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::metrics::MetricsSettings;
 use crate::report::BatchReport;
 use crate::settings::{OnRetriesExhausted, Settings};
 
@@ -49,13 +50,20 @@ pub struct Processor<H: Handler> {
     handler: H,
     state: Option<H::State>,
     settings: Settings,
+    pub(crate) metrics: MetricsSettings,
     sink: Option<Box<dyn ErasedSink>>,
 }
 
 impl<H: Handler> Processor<H> {
     /// A processor for `handler`; `state` is `Some(())` for functions that take none.
     pub(crate) fn new(handler: H, state: Option<H::State>) -> Self {
-        Processor { handler, state, settings: Settings::default(), sink: None }
+        Processor {
+            handler,
+            state,
+            settings: Settings::default(),
+            metrics: MetricsSettings::default(),
+            sink: None,
+        }
     }
 
     /// Gives the processor the shared state that its function takes by reference (a
@@ -121,6 +129,37 @@ impl<H: Handler> Processor<H> {
     /// records are dead-lettered with their data rather than lost to expiry.
     pub fn max_record_age(mut self, age: Duration) -> Self {
         self.settings.max_record_age = Some(age);
+        self
+    }
+
+    /// The CloudWatch namespace of the metrics that [`run`](Self::run) writes in Lambda
+    /// (`metrics_namespace = "Clicks"` on the attribute). Without it the namespace comes
+    /// from `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else `KinesisProcessor`.
+    pub fn metrics_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.metrics.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Turns the per-invocation metrics on or off. Without it they are on unless
+    /// `KINESIS_PROCESSOR_METRICS=off`.
+    pub fn metrics(mut self, enabled: bool) -> Self {
+        self.metrics.enabled = Some(enabled);
+        self
+    }
+
+    /// Adds the shard id as a metrics dimension (a second dimension set beside function and
+    /// stream). Off by default: every shard becomes its own set of metrics, which multiplies
+    /// their cost.
+    pub fn metrics_by_shard(mut self, by_shard: bool) -> Self {
+        self.metrics.shard_dimension = by_shard;
+        self
+    }
+
+    /// Whether log lines may carry record data: decode errors in full (a JSON error can
+    /// quote the payload) and the data of dead-lettered records. Off by default, since
+    /// payloads may hold personal data; the dead-letter envelope always carries the data.
+    pub fn log_payloads(mut self, log_payloads: bool) -> Self {
+        self.settings.log_payloads = log_payloads;
         self
     }
 

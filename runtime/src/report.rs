@@ -200,6 +200,9 @@ pub struct BatchSummary {
     pub timed_out: usize,
     /// Records never started.
     pub not_started: usize,
+    /// Records at or after the checkpoint, which Lambda delivers again (including any that
+    /// succeeded there).
+    pub redelivered: usize,
     /// Records whose dead letter the sink confirmed, by reason
     /// (in the order of [`DeadLetterReason::ALL`]).
     pub dead_lettered: [usize; 4],
@@ -211,6 +214,10 @@ pub struct BatchSummary {
     pub iterator_age: Option<Duration>,
     /// How long the invocation took.
     pub duration: Duration,
+    /// The stream's name, from the first record that named one.
+    pub stream_name: Option<String>,
+    /// The shard, from the first record that named one.
+    pub shard_id: Option<String>,
 }
 
 impl BatchSummary {
@@ -264,6 +271,7 @@ impl BatchReport {
                 (Some(at), Some(own)) => sequence::compare(own, at) != Ordering::Less,
                 _ => false,
             };
+            summary.redelivered += usize::from(redelivered);
             rows.push(Row {
                 shard_id: push(&mut text, unit.meta.shard_id),
                 sequence_number: push(&mut text, unit.checkpoint.unwrap_or("")),
@@ -275,6 +283,12 @@ impl BatchReport {
                 redelivered,
             });
         }
+        let named = units.iter().find(|unit| !unit.meta.event_source_arn.is_empty());
+        summary.stream_name = named.map(|unit| unit.meta.stream_name().to_owned());
+        summary.shard_id = units
+            .iter()
+            .find(|unit| !unit.meta.shard_id.is_empty())
+            .map(|unit| unit.meta.shard_id.to_owned());
         summary.iterator_age = units
             .iter()
             .filter(|unit| unit.problem.is_none())

@@ -1,6 +1,7 @@
 //! [`Processor::run`]: the Lambda loop through `lambda_runtime`, or, outside Lambda, a
 //! local runner that processes event files and shows what happened to each record.
 
+use std::io::Write as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -9,6 +10,7 @@ use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::metrics;
 use crate::processor::Processor;
 use crate::report::BatchReport;
 
@@ -45,10 +47,43 @@ impl<H: Handler> Processor<H> {
             let report = self
                 .invoke(event.payload.get().as_bytes(), &event.context.request_id, deadline)
                 .await
-                .map_err(|error| -> lambda_runtime::Error { Box::new(error) })?;
+                .map_err(|error| -> lambda_runtime::Error {
+                    tracing::error!(error = %error, "invocation failed; Lambda retries the whole batch");
+                    Box::new(error)
+                })?;
+            self.write_metrics(&report);
             Ok::<_, lambda_runtime::Error>(report.into_response())
         });
         lambda_runtime::run(handler).await.map_err(Error::Other)
+    }
+
+    /// Writes the invocation's EMF object on its own line of standard output.
+    fn write_metrics(&self, report: &BatchReport) {
+        if !self.metrics.enabled() {
+            return;
+        }
+        let document = self.emf(report);
+        let mut out = std::io::stdout().lock();
+        // A failed write to stdout loses a metric, not a record: nothing to report.
+        let _ = writeln!(out, "{document}").and_then(|()| out.flush());
+    }
+
+    /// The CloudWatch Embedded Metric Format object that [`run`](Self::run) writes to
+    /// standard output after an invocation in Lambda: the counts of `report` as metrics in
+    /// the processor's namespace, with the function and stream names as dimensions.
+    ///
+    /// Useful to a program that calls [`process`](Self::process) itself and wants the same
+    /// metrics.
+    pub fn emf(&self, report: &BatchReport) -> serde_json::Value {
+        let function_name =
+            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| self.name().to_owned());
+        metrics::emf_document(
+            report.summary(),
+            &function_name,
+            &self.metrics.namespace(),
+            self.metrics.shard_dimension,
+            SystemTime::now(),
+        )
     }
 
     /// Processes event files one after another and prints what happened.
@@ -115,6 +150,7 @@ fn print_outcome(
     }
     let response = serde_json::to_string(report.response()).map_err(Error::other)?;
     writeln!(out, "response: {response}")?;
+    writeln!(out, "{}", metrics::summary_line(report.summary()))?;
     Ok(())
 }
 

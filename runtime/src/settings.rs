@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub max_record_age: Option<Duration>,
     pub on_retries_exhausted: OnRetriesExhausted,
     pub deadline_margin: Duration,
+    /// Whether log lines may carry record data.
+    pub log_payloads: bool,
 }
 
 impl Default for Settings {
@@ -45,6 +47,7 @@ impl Default for Settings {
             max_record_age: None,
             on_retries_exhausted: OnRetriesExhausted::Report,
             deadline_margin: DEFAULT_DEADLINE_MARGIN,
+            log_payloads: false,
         }
     }
 }

@@ -52,6 +52,36 @@ fn clickstream_dead_letters_poison_records_and_acknowledges_the_batch() {
     assert_eq!(response, json!({"batchItemFailures": []}), "{}", watch.log());
     let log = watch.log();
     assert!(log.contains("dead letter"), "the log sink logged the poison records:\n{log}");
+
+    // The invocation's metrics are one EMF object on a line of the function's output.
+    let emf = emf_line(&watch);
+    assert_eq!(emf["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Clickstream");
+    assert_eq!(emf["FunctionName"], "clickstream");
+    assert_eq!(emf["StreamName"], "clicks");
+    for (metric, value) in [
+        ("RecordsReceived", 6.0),
+        ("RecordsSucceeded", 4.0),
+        ("DeadLettered", 2.0),
+        ("DeadLettered.decode_error", 1.0),
+        ("DeadLettered.rejected", 1.0),
+        ("ReportedFailures", 0.0),
+    ] {
+        assert_eq!(emf[metric], value, "{metric}");
+    }
+    assert!(emf["IteratorAge"].as_f64().unwrap() > 0.0);
+}
+
+/// The first EMF object the function printed, waiting a little for its output to arrive.
+fn emf_line(watch: &LambdaWatch) -> Value {
+    for _ in 0..50 {
+        let log = watch.log();
+        let line = log.lines().find(|line| line.starts_with('{') && line.contains("\"_aws\""));
+        if let Some(line) = line {
+            return serde_json::from_str(line).expect("the EMF line is JSON");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("no EMF line in the function's output:\n{}", watch.log());
 }
 
 #[test]

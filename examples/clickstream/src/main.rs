@@ -4,7 +4,7 @@
 //! A click that is not JSON is dead-lettered as undecodable; a click whose IP is not in
 //! the table is rejected (dead-lettered) and the batch moves on.
 
-use kinesis_processor::dead_letter::LogDeadLetter;
+use kinesis_processor::dead_letter::{LogDeadLetter, SqsDeadLetter};
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
 use serde::{Deserialize, Serialize};
 
@@ -66,7 +66,7 @@ impl GeoTable {
 }
 
 /// Enriches one click with its location and sends it downstream.
-#[kinesis_processor(retries = 2)]
+#[kinesis_processor(concurrency = 16, retries = 2, metrics_namespace = "Clickstream")]
 async fn enrich(click: Click, meta: &RecordMeta, geo: &GeoTable) -> Result<(), RecordError> {
     let location = geo
         .lookup(&click.ip)
@@ -88,8 +88,13 @@ async fn main() -> Result<(), kinesis_processor::Error> {
     // Cold-start set-up: the lookup table is read once, not per record.
     let geo = GeoTable::parse(include_str!("../geo.csv"))?;
     let processor = enrich().state(geo);
-    // Where poison records go: `DEAD_LETTERS=none` reports them to Lambda instead, so that
-    // they are delivered again (and hold up their shard until they expire).
+    // Where poison clicks go: the SQS queue the template creates, when deployed; the log
+    // locally. `DEAD_LETTERS=none` reports them to Lambda instead, so that they are
+    // delivered again (and hold up their shard until they expire).
+    if std::env::var_os("DEAD_LETTER_QUEUE_URL").is_some() {
+        let queue = SqsDeadLetter::from_env("DEAD_LETTER_QUEUE_URL").await?;
+        return processor.dead_letter(queue).run().await;
+    }
     match std::env::var("DEAD_LETTERS").as_deref() {
         Ok("none") => processor.run().await,
         Ok("log") | Err(_) => processor.dead_letter(LogDeadLetter::new()).run().await,

@@ -40,7 +40,20 @@ pub(crate) enum AttemptResult {
         cut_short: bool,
     },
     /// The payload could not be decoded again for a retry.
-    Undecodable(String),
+    Undecodable(Undecodable),
+}
+
+/// Why a payload could not be decoded: the whole error for the dead letter, and, when that
+/// text may quote the payload, a version without it for the logs.
+pub(crate) struct Undecodable {
+    pub error: String,
+    pub redacted: Option<String>,
+}
+
+impl From<String> for Undecodable {
+    fn from(error: String) -> Self {
+        Undecodable { error, redacted: None }
+    }
 }
 
 /// Processes one unit: calls the function, retrying retryable failures.
@@ -107,13 +120,34 @@ pub(crate) fn decode<H: Handler>(
     handler: &H,
     unit: &Unit<'_>,
     buffer: &mut Vec<u8>,
-) -> Result<H::Payload, String> {
+) -> Result<H::Payload, Undecodable> {
     let bytes = unit.data.bytes(buffer)?;
     match catch_unwind(AssertUnwindSafe(|| handler.decode(bytes))) {
         Ok(Ok(payload)) => Ok(payload),
-        Ok(Err(error)) => Err(crate::error::error_chain(&*error)),
-        Err(panic) => Err(format!("the decoder panicked: {}", panic_message(&*panic))),
+        Ok(Err(error)) => Err(Undecodable {
+            error: crate::error::error_chain(&*error),
+            redacted: error.downcast_ref::<serde_json::Error>().and_then(redact_json_error),
+        }),
+        Err(panic) => Err(format!("the decoder panicked: {}", panic_message(&*panic)).into()),
     }
+}
+
+/// A JSON error without the payload values that serde quotes in some messages (`invalid
+/// type: string "..."`, `unknown variant `...``); `None` when the message quotes nothing.
+fn redact_json_error(error: &serde_json::Error) -> Option<String> {
+    use serde_json::error::Category;
+    let message = error.to_string();
+    let quotes_nothing = matches!(error.classify(), Category::Syntax | Category::Eof)
+        || message.starts_with("missing field");
+    if quotes_nothing {
+        return None;
+    }
+    Some(format!(
+        "the JSON does not fit the payload type at line {} column {} (the full error, which \
+         quotes the data, is in the dead letter)",
+        error.line(),
+        error.column()
+    ))
 }
 
 /// Runs a future, turning a panic inside it into a retryable error.

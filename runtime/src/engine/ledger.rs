@@ -7,9 +7,10 @@
 //! before it. Nothing is marked done before its outcome is final.
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::time::SystemTime;
 
-use super::attempt::{AttemptResult, Attempted};
+use super::attempt::{AttemptResult, Attempted, Undecodable};
 use super::schedule::Scheduler;
 use super::units::Unit;
 use super::Context;
@@ -48,6 +49,8 @@ pub(crate) struct Ledger<'u, 'c> {
     pub errors: Vec<Option<String>>,
     /// The dead-letter reason of each unit that got one, even if its letter then failed.
     reasons: Vec<Option<DeadLetterReason>>,
+    /// For errors that may quote the payload: what the logs say instead.
+    redacted: HashMap<u32, String>,
     scheduler: Scheduler,
     pending: Vec<Pending>,
     /// Set by a reported failure or the deadline: no unit starts any more.
@@ -67,6 +70,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             attempts: vec![0; units.len()],
             errors: vec![None; units.len()],
             reasons: vec![None; units.len()],
+            redacted: HashMap::new(),
             scheduler: Scheduler::new(units, cx.settings.concurrency),
             pending: Vec::new(),
             stopped: false,
@@ -121,8 +125,20 @@ impl<'u, 'c> Ledger<'u, 'c> {
     }
 
     /// The payload of a unit about to run could not be decoded.
-    pub fn undecodable(&mut self, unit: u32, problem: String) {
-        self.letter(unit, DeadLetterReason::DecodeError, problem, false);
+    pub fn undecodable(&mut self, unit: u32, problem: Undecodable) {
+        if let Some(redacted) = problem.redacted {
+            self.redacted.insert(unit, redacted);
+        }
+        self.letter(unit, DeadLetterReason::DecodeError, problem.error, false);
+    }
+
+    /// What a log line may say of a unit's error: the error, or its redacted version when
+    /// it may quote the payload and payloads stay out of logs.
+    fn loggable<'e>(&'e self, unit: u32, error: &'e str) -> &'e str {
+        match self.redacted.get(&unit) {
+            Some(redacted) if !self.cx.settings.log_payloads => redacted,
+            _ => error,
+        }
     }
 
     pub fn running(&mut self, unit: u32) {
@@ -142,9 +158,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             AttemptResult::Rejected(error) => {
                 self.letter(unit, DeadLetterReason::Rejected, error.chain(), false)
             }
-            AttemptResult::Undecodable(problem) => {
-                self.letter(unit, DeadLetterReason::DecodeError, problem, false)
-            }
+            AttemptResult::Undecodable(problem) => self.undecodable(unit, problem),
             AttemptResult::Exhausted { error, cut_short: true } => self.fail(
                 unit,
                 format!("{} (no time left before the deadline to retry)", error.chain()),
@@ -190,15 +204,17 @@ impl<'u, 'c> Ledger<'u, 'c> {
             self.fail(unit, why);
             return;
         }
+        let letter = self.envelope(unit, reason, &error);
+        let data = letter.data.as_deref().filter(|_| self.cx.settings.log_payloads);
         tracing::warn!(
             sequence_number = meta.sequence_number,
             sub_sequence_number = meta.sub_sequence_number,
             partition_key = meta.partition_key,
             reason = reason.as_str(),
-            error = %error,
+            error = %self.loggable(unit, &error),
+            data,
             "dead-lettering record"
         );
-        let letter = self.envelope(unit, reason, &error);
         self.errors[index] = Some(error);
         self.status[index] = Status::Lettering(reason);
         self.pending.push(Pending { unit, letter, holds_key });
@@ -216,7 +232,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             sub_sequence_number = meta.sub_sequence_number,
             partition_key = meta.partition_key,
             attempts = self.attempts[index],
-            error = %error,
+            error = %self.loggable(unit, &error),
             "record failed; reporting it so that Lambda delivers it again"
         );
         self.status[index] = Status::Failed;

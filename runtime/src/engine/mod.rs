@@ -50,9 +50,29 @@ pub(crate) async fn process_batch<H: Handler>(
     let batch = event::parse(payload)?;
     let aggregates = units::decode_aggregates(&batch);
     let units = units::expand(&batch, &aggregates);
+    describe_batch(batch.records.len(), &units);
     let mut ledger = Ledger::new(&units, cx);
     drive(handler, state, &units, &mut ledger, cx).await;
     BatchReport::new(&batch, &units, ledger, cx, clock.elapsed())
+}
+
+/// Fills in the invocation span's fields, now that the batch is known.
+fn describe_batch(records: usize, units: &[units::Unit<'_>]) {
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return;
+    }
+    span.record("batch_size", records);
+    span.record("user_records", units.len());
+    if let Some(named) = units.iter().find(|unit| !unit.meta.event_source_arn.is_empty()) {
+        span.record("stream", named.meta.stream_name());
+        span.record("shard_id", named.meta.shard_id);
+    }
+    let mut sequence_numbers = units.iter().filter_map(|unit| unit.checkpoint);
+    if let Some(first) = sequence_numbers.next() {
+        span.record("first_sequence_number", first);
+        span.record("last_sequence_number", sequence_numbers.next_back().unwrap_or(first));
+    }
 }
 
 /// Runs the units to their outcomes.

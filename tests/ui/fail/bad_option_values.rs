@@ -6,7 +6,7 @@ async fn store(line: String) -> Result<(), RecordError> {
     Ok(())
 }
 
-#[kinesis_processor(format = text, max_record_age = 900, concurrency = 0, deadline_margin = "0s")]
+#[kinesis_processor(format = text, max_record_age = 900, concurrency = 0, deadline_margin = "0s", metrics_namespace = "AWS/Lambda")]
 async fn store_again(line: String) -> Result<(), RecordError> {
     let _ = line;
     Ok(())

@@ -1,0 +1,188 @@
+//! The SAM template of every example: the settings a Kinesis consumer needs, each with a
+//! comment saying why, least-privilege IAM, alarms and outputs. (`cfn-lint` checks the
+//! templates' validity under the test command.)
+
+use std::path::{Path, PathBuf};
+
+use yaml_rust2::{Yaml, YamlLoader};
+
+fn templates() -> Vec<PathBuf> {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut templates: Vec<PathBuf> = std::fs::read_dir(examples)
+        .unwrap()
+        .map(|entry| entry.unwrap().path().join("template.yaml"))
+        .filter(|path| path.is_file())
+        .collect();
+    templates.sort();
+    assert!(!templates.is_empty());
+    templates
+}
+
+fn load(path: &Path) -> (String, Yaml) {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut documents = YamlLoader::load_from_str(&text).unwrap();
+    (text, documents.remove(0))
+}
+
+fn resources_of_type<'a>(template: &'a Yaml, kind: &str) -> Vec<&'a Yaml> {
+    template["Resources"]
+        .as_hash()
+        .unwrap()
+        .values()
+        .filter(|resource| resource["Type"].as_str() == Some(kind))
+        .collect()
+}
+
+/// The IAM actions each dead-letter sink's rustdoc lists, and nothing more.
+const SINK_ACTIONS: &[&str] = &[
+    "sqs:SendMessage",
+    "sns:Publish",
+    "s3:PutObject",
+    "kinesis:PutRecords",
+    "firehose:PutRecordBatch",
+];
+
+#[test]
+fn every_function_runs_rust_on_arm64_al2023_built_by_cargo_lambda() {
+    for path in templates() {
+        let (_, template) = load(&path);
+        let globals = &template["Globals"]["Function"];
+        for function in resources_of_type(&template, "AWS::Serverless::Function") {
+            let properties = &function["Properties"];
+            let runtime = properties["Runtime"].as_str().or(globals["Runtime"].as_str());
+            assert_eq!(runtime, Some("provided.al2023"), "{path:?}");
+            let architectures = if properties["Architectures"].is_badvalue() {
+                &globals["Architectures"]
+            } else {
+                &properties["Architectures"]
+            };
+            assert_eq!(architectures[0].as_str(), Some("arm64"), "{path:?}");
+            assert_eq!(
+                function["Metadata"]["BuildMethod"].as_str(),
+                Some("rust-cargolambda"),
+                "{path:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
+    for path in templates() {
+        let (text, template) = load(&path);
+        assert!(
+            template["Parameters"]["StreamArn"]["Type"].as_str().is_some(),
+            "{path:?}: a StreamArn parameter"
+        );
+        let mut mappings = 0;
+        for function in resources_of_type(&template, "AWS::Serverless::Function") {
+            for event in function["Properties"]["Events"]
+                .as_hash()
+                .into_iter()
+                .flat_map(|events| events.values())
+            {
+                if event["Type"].as_str() != Some("Kinesis") {
+                    continue;
+                }
+                mappings += 1;
+                let properties = &event["Properties"];
+                assert_eq!(
+                    properties["FunctionResponseTypes"][0].as_str(),
+                    Some("ReportBatchItemFailures"),
+                    "{path:?}"
+                );
+                assert_eq!(
+                    properties["BisectBatchOnFunctionError"].as_bool(),
+                    Some(true),
+                    "{path:?}"
+                );
+                assert!(properties["MaximumRetryAttempts"].as_i64().is_some(), "{path:?}");
+                let age = properties["MaximumRecordAgeInSeconds"]
+                    .as_i64()
+                    .expect("MaximumRecordAgeInSeconds");
+                assert!((60..=604_800).contains(&age), "{path:?}: {age}");
+                let on_failure = &properties["DestinationConfig"]["OnFailure"];
+                assert!(
+                    on_failure["Destination"].as_str().is_some(),
+                    "{path:?}: an on-failure destination"
+                );
+                assert!(
+                    properties["Stream"].as_str().is_some(),
+                    "{path:?}: the stream comes from the parameter"
+                );
+            }
+        }
+        assert!(mappings >= 1, "{path:?}: a Kinesis event source mapping");
+        for key in [
+            "FunctionResponseTypes",
+            "BisectBatchOnFunctionError",
+            "MaximumRetryAttempts",
+            "DestinationConfig",
+            "ParallelizationFactor",
+            "MaximumBatchingWindowInSeconds",
+        ] {
+            if text.contains(&format!("{key}:")) {
+                assert_commented(&text, key, &path);
+            }
+        }
+        assert!(
+            text.contains("ParallelizationFactor:")
+                || text.contains("MaximumBatchingWindowInSeconds:"),
+            "{path:?}: a parallelization factor or a batching window, as the job allows"
+        );
+    }
+}
+
+/// The setting `key` is preceded by a comment (directly, or as part of a group of
+/// settings under one comment).
+fn assert_commented(text: &str, key: &str, path: &Path) {
+    let lines: Vec<&str> = text.lines().collect();
+    let at =
+        lines.iter().position(|line| line.trim_start().starts_with(&format!("{key}:"))).unwrap();
+    let commented = lines[..at].iter().rev().take(3).any(|line| line.trim_start().starts_with('#'));
+    assert!(commented, "{path:?}: `{key}` has no comment saying why");
+}
+
+#[test]
+fn iam_grants_only_what_the_sinks_document() {
+    for path in templates() {
+        let (_, template) = load(&path);
+        for function in resources_of_type(&template, "AWS::Serverless::Function") {
+            for policy in function["Properties"]["Policies"].as_vec().into_iter().flatten() {
+                for statement in policy["Statement"].as_vec().into_iter().flatten() {
+                    let actions: Vec<&str> = match &statement["Action"] {
+                        Yaml::String(action) => vec![action],
+                        Yaml::Array(actions) => actions.iter().filter_map(Yaml::as_str).collect(),
+                        other => panic!("{path:?}: unexpected Action {other:?}"),
+                    };
+                    for action in actions {
+                        assert!(
+                            SINK_ACTIONS.contains(&action),
+                            "{path:?}: {action} is more than a sink needs"
+                        );
+                    }
+                    assert_ne!(
+                        statement["Resource"].as_str(),
+                        Some("*"),
+                        "{path:?}: a resource, not *"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_template_alarms_on_iterator_age_and_dead_letters_and_has_outputs() {
+    for path in templates() {
+        let (_, template) = load(&path);
+        let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
+        let metric = |name: &str| {
+            alarms.iter().find(|alarm| alarm["Properties"]["MetricName"].as_str() == Some(name))
+        };
+        let iterator_age = metric("IteratorAge").expect("an IteratorAge alarm");
+        assert_eq!(iterator_age["Properties"]["Statistic"].as_str(), Some("Maximum"), "{path:?}");
+        assert!(metric("DeadLettered").is_some(), "{path:?}: a dead-letter alarm");
+        assert!(!template["Outputs"].as_hash().unwrap().is_empty(), "{path:?}");
+    }
+}
