@@ -27,7 +27,12 @@
 //! ```
 
 mod batch;
+mod esm;
 mod memory;
 
 pub use batch::TestBatch;
+pub use esm::{
+    EventSourceMapping, FnFunction, Function, Invocation, MappingReport, OnFailureRecord, Put,
+    SimulatedStream, StreamRecord, UnknownItemIdentifier, MAX_PAYLOAD,
+};
 pub use memory::MemoryDeadLetter;

@@ -1,0 +1,61 @@
+//! What the simulated mapping invokes: a [`Processor`], or any function of a payload for
+//! testing the mapping's own rules.
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::handler::Handler;
+use crate::processor::Processor;
+
+/// How one invocation ended, as the event source mapping sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Invocation {
+    /// The function returned this response (`null` for none).
+    Response(Value),
+    /// The function returned an error.
+    Error(String),
+    /// The function ran past its timeout.
+    TimedOut,
+}
+
+/// A function the mapping can invoke with a payload and a timeout.
+pub trait Function {
+    /// Invokes the function once.
+    fn invoke(&self, payload: Vec<u8>, timeout: Duration) -> impl Future<Output = Invocation>;
+}
+
+impl<H: Handler> Function for Processor<H> {
+    /// Runs [`Processor::process_with_deadline`] with the function timeout as the time
+    /// left, and treats a run past the timeout as Lambda would: a timeout.
+    async fn invoke(&self, payload: Vec<u8>, timeout: Duration) -> Invocation {
+        match tokio::time::timeout(timeout, self.process_with_deadline(payload, timeout)).await {
+            Ok(Ok(report)) => Invocation::Response(
+                serde_json::to_value(report.response()).expect("a response serializes"),
+            ),
+            Ok(Err(error)) => Invocation::Error(error.to_string()),
+            Err(_) => Invocation::TimedOut,
+        }
+    }
+}
+
+/// A function made of a closure of the payload, for testing the mapping's rules with
+/// responses a processor would never give.
+///
+/// ```
+/// use kinesis_processor::testing::{FnFunction, Invocation};
+/// let always_ok = FnFunction(|_payload: Vec<u8>| async { Invocation::Response(serde_json::Value::Null) });
+/// # let _ = always_ok;
+/// ```
+pub struct FnFunction<F>(pub F);
+
+impl<F, Fut> Function for FnFunction<F>
+where
+    F: Fn(Vec<u8>) -> Fut,
+    Fut: Future<Output = Invocation>,
+{
+    async fn invoke(&self, payload: Vec<u8>, _timeout: Duration) -> Invocation {
+        (self.0)(payload).await
+    }
+}
