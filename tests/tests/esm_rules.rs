@@ -421,7 +421,10 @@ async fn a_processor_loses_nothing_under_the_mapping() {
 /// 300. A filled stream never waits for a batch: the window changes nothing here.
 #[tokio::test]
 async fn the_batching_window_is_checked_and_a_filled_stream_does_not_wait() {
-    assert!(std::panic::catch_unwind(|| EventSourceMapping::new().maximum_batching_window(Duration::from_secs(301))).is_err());
+    assert!(std::panic::catch_unwind(
+        || EventSourceMapping::new().maximum_batching_window(Duration::from_secs(301))
+    )
+    .is_err());
     let (stream, _) = stream_of(150);
     let batches = Batches::default();
     let started = std::time::Instant::now();
