@@ -23,16 +23,13 @@ fn clickstream_answers_lambda_with_the_first_failed_record() {
             "cargo-lambda is not on PATH",
         );
     }
-    // No dead-letter sink: the undecodable fourth record is reported, and Lambda would
-    // resume the shard from it.
+    // No dead-letter sink: the undecodable fourth record is reported, and nothing starts
+    // after it. The third record (user-17) was waiting for the first one of its user, so
+    // it is unfinished too: Lambda resumes the shard from it, the lowest unfinished record.
     let watch = LambdaWatch::start("clickstream", &[("DEAD_LETTERS", "none")]);
     let response: Value = serde_json::from_str(&watch.invoke(&batch_file())).unwrap();
-    assert_eq!(
-        response,
-        json!({"batchItemFailures": [{"itemIdentifier": sequence_number(3)}]}),
-        "{}",
-        watch.log()
-    );
+    let expected = json!({"batchItemFailures": [{"itemIdentifier": sequence_number(2)}]});
+    assert_eq!(response, expected, "{}", watch.log());
 
     // The process keeps serving: a second invocation gets the same answer.
     let again: Value = serde_json::from_str(&watch.invoke(&batch_file())).unwrap();
@@ -128,4 +125,103 @@ fn a_hung_call_returns_a_partial_response_before_a_three_second_timeout() {
     // Cut one second (the default margin) before the three-second deadline.
     assert!(elapsed >= std::time::Duration::from_millis(1900), "{elapsed:?}");
     assert!(elapsed < std::time::Duration::from_secs(3), "answered after the timeout: {elapsed:?}");
+}
+
+fn example_event(example: &str, file: &str) -> std::path::PathBuf {
+    workspace().join("examples").join(example).join("events").join(file)
+}
+
+#[test]
+fn log_filter_deaggregates_its_sample_and_acknowledges_it() {
+    if !cargo_lambda_available() {
+        return unavailable(
+            "log_filter_deaggregates_its_sample_and_acknowledges_it",
+            "cargo-lambda is not on PATH",
+        );
+    }
+    let watch = LambdaWatch::start("log-filter", &[]);
+    let response: Value =
+        serde_json::from_str(&watch.invoke(&example_event("log-filter", "syslog-aggregated.json")))
+            .unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}), "{}", watch.log());
+    let emf = emf_line(&watch);
+    assert_eq!(emf["RecordsReceived"], 3.0);
+    assert_eq!(emf["UserRecords"], 9.0, "two aggregates of four lines and a plain record");
+    assert_eq!(emf["RecordsSucceeded"], 8.0);
+    assert_eq!(emf["DeadLettered.rejected"], 1.0, "the line without a severity");
+    let log = watch.log();
+    for critical in [
+        "Out of memory",
+        "will fail within 24 hours",
+        "payment provider unreachable",
+        "job backup failed",
+    ] {
+        assert!(log.contains(critical), "{critical} was forwarded:\n{log}");
+    }
+    assert!(
+        !log.contains("request served in 12 ms\" \"critical"),
+        "a non-critical line was forwarded"
+    );
+}
+
+#[test]
+fn log_to_json_writes_a_document_per_line_and_dead_letters_the_rest() {
+    if !cargo_lambda_available() {
+        return unavailable(
+            "log_to_json_writes_a_document_per_line",
+            "cargo-lambda is not on PATH",
+        );
+    }
+    let watch = LambdaWatch::start("log-to-json", &[]);
+    let response: Value =
+        serde_json::from_str(&watch.invoke(&example_event("log-to-json", "access-log.json")))
+            .unwrap();
+    assert_eq!(response, json!({"batchItemFailures": []}), "{}", watch.log());
+    let emf = emf_line(&watch);
+    assert_eq!(emf["RecordsSucceeded"], 3.0);
+    assert_eq!(emf["DeadLettered.rejected"], 1.0);
+    let log = watch.log();
+    assert!(log.contains("logs/access-logs/shardId-000000000002/"), "{log}");
+    assert!(
+        log.contains(r#"\"path\":\"/signup\""#) || log.contains(r#""path":"/signup""#),
+        "{log}"
+    );
+}
+
+#[test]
+fn the_readme_shows_what_the_first_command_prints() {
+    let output = std::process::Command::new("cargo")
+        .current_dir(workspace())
+        .args([
+            "run",
+            "--quiet",
+            "-p",
+            "clickstream",
+            "--",
+            "examples/clickstream/events/batch.json",
+        ])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env_remove("DEAD_LETTER_QUEUE_URL")
+        .env_remove("DEAD_LETTERS")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let printed = String::from_utf8(output.stdout).unwrap();
+    let readme = std::fs::read_to_string(workspace().join("README.md")).unwrap();
+    let shown = readme
+        .split("```text\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README shows the output in a text block");
+    // The iterator age and the duration depend on when it runs.
+    let steady = |text: &str| -> String {
+        text.lines()
+            .map(|line| match line.find(", iterator age") {
+                Some(at) => &line[..at],
+                None => line,
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(steady(&printed).trim(), steady(shown).trim());
 }

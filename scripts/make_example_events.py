@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Writes the sample events of examples/log-filter and examples/log-to-json.
+
+log-filter's lines are KPL-aggregated with the official aws-kinesis-agg library, as a
+producer using the KPL would send them. Run from the repository root with a Python that
+has aws-kinesis-agg (scripts/test-all's venv): target/test-venv/bin/python scripts/make_example_events.py
+"""
+import base64
+import json
+
+from aws_kinesis_agg.aggregator import RecordAggregator
+
+SHARD = "shardId-000000000002"
+FIRST = 49590338271490256608559692538361571095921575989136588898
+
+
+def kinesis_record(n, stream, partition_key, data, explicit_hash_key=None):
+    sequence = str(FIRST + n * 1_000_000_000)
+    kinesis = {
+        "kinesisSchemaVersion": "1.0",
+        "partitionKey": partition_key,
+        "sequenceNumber": sequence,
+        "data": base64.b64encode(data).decode(),
+        "approximateArrivalTimestamp": 1764126000.25 + n,
+    }
+    if explicit_hash_key:
+        kinesis["explicitHashKey"] = explicit_hash_key
+    return {
+        "kinesis": kinesis,
+        "eventSource": "aws:kinesis",
+        "eventVersion": "1.0",
+        "eventID": f"{SHARD}:{sequence}",
+        "eventName": "aws:kinesis:record",
+        "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
+        "awsRegion": "us-east-1",
+        "eventSourceARN": f"arn:aws:kinesis:us-east-1:123456789012:stream/{stream}",
+    }
+
+
+def aggregate(lines):
+    aggregator = RecordAggregator()
+    for host, line in lines:
+        assert aggregator.add_user_record(host, line.encode()) is None
+    partition_key, explicit_hash_key, data = aggregator.clear_and_get().get_contents()
+    return partition_key, explicit_hash_key, data
+
+
+syslog_a = [
+    ("web-1", "<134>Nov 26 05:00:01 web-1 nginx[311]: GET /pricing 200"),
+    ("db-1", "<2>Nov 26 05:00:02 db-1 kernel: Out of memory: killed process 4242 (postgres)"),
+    ("web-1", "<132>Nov 26 05:00:03 web-1 nginx[311]: upstream timed out"),
+    ("db-1", "<1>Nov 26 05:00:04 db-1 smartd[88]: /dev/nvme0 will fail within 24 hours"),
+]
+syslog_b = [
+    ("api-1", "2026-11-26T05:00:05Z api-1 INFO request served in 12 ms"),
+    ("api-1", "2026-11-26T05:00:06Z api-1 CRITICAL payment provider unreachable"),
+    ("api-1", "stack trace line without any level"),
+    ("api-1", "2026-11-26T05:00:07Z api-1 DEBUG cache warm"),
+]
+records = []
+for n, lines in enumerate([syslog_a, syslog_b]):
+    partition_key, explicit_hash_key, data = aggregate(lines)
+    records.append(kinesis_record(n, "syslog", partition_key, data, explicit_hash_key))
+records.append(kinesis_record(2, "syslog", "cron-1", b"<10>Nov 26 05:00:08 cron-1 CRON[7]: job backup failed twice"))
+with open("examples/log-filter/events/syslog-aggregated.json", "w") as out:
+    json.dump({"Records": records}, out, indent=2)
+    out.write("\n")
+
+access = [
+    '203.0.113.9 - ada [26/Nov/2026:05:00:01 +0000] "GET /pricing HTTP/1.1" 200 5120',
+    '198.51.100.7 - - [26/Nov/2026:05:00:02 +0000] "HEAD / HTTP/2" 304 -',
+    'this line is not an access log',
+    '192.0.2.44 - bob [26/Nov/2026:05:00:03 +0000] "POST /signup HTTP/1.1" 201 87',
+]
+records = [kinesis_record(n, "access-logs", f"host-{n % 2}", line.encode()) for n, line in enumerate(access)]
+with open("examples/log-to-json/events/access-log.json", "w") as out:
+    json.dump({"Records": records}, out, indent=2)
+    out.write("\n")
