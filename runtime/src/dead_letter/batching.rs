@@ -1,9 +1,48 @@
 //! What the batch APIs of SQS and SNS share: at most ten entries a call, a limit on the
 //! bytes of a call, and an answer that lists successful and failed entries by id.
 
+use std::future::Future;
 use std::ops::Range;
 
 use super::SinkError;
+
+/// Sends prepared entries (an entry and its size, or why the letter has none) in calls
+/// that respect the limits, and answers for every letter in its place: an entry's call
+/// answer, or its preparation error.
+pub(crate) async fn send_in_calls<E, F, Fut>(
+    prepared: Vec<Result<(E, usize), SinkError>>,
+    max_bytes: usize,
+    call: F,
+) -> Vec<Result<(), SinkError>>
+where
+    E: Clone,
+    F: Fn(Vec<E>) -> Fut,
+    Fut: Future<Output = Vec<Result<(), SinkError>>>,
+{
+    let mut results = Vec::with_capacity(prepared.len());
+    let mut entries = Vec::new();
+    let mut sizes = Vec::new();
+    let mut positions = Vec::new();
+    for (index, entry) in prepared.into_iter().enumerate() {
+        match entry {
+            Ok((entry, size)) => {
+                positions.push(index);
+                entries.push(entry);
+                sizes.push(size);
+                results.push(Ok(()));
+            }
+            Err(error) => results.push(Err(error)),
+        }
+    }
+    let mut answered = Vec::with_capacity(entries.len());
+    for range in calls(&sizes, max_bytes) {
+        answered.extend(call(entries[range].to_vec()).await);
+    }
+    for (position, answer) in positions.into_iter().zip(answered) {
+        results[position] = answer;
+    }
+    results
+}
 
 /// Entries per `SendMessageBatch` or `PublishBatch` call.
 pub(crate) const MAX_ENTRIES: usize = 10;

@@ -3,7 +3,7 @@
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::aws::{all_failed, call_failed, sdk_config, stream_and_shard, target_from_env};
-use super::batching::{answers, calls, MAX_ENTRIES};
+use super::batching::{answers, send_in_calls, MAX_ENTRIES};
 use super::{DeadLetter, DeadLetterSink, SinkError};
 use crate::error::Error;
 
@@ -77,24 +77,24 @@ impl SnsDeadLetter {
 
     async fn publish_call(
         &self,
-        entries: &[PublishBatchRequestEntry],
+        entries: Vec<PublishBatchRequestEntry>,
     ) -> Vec<Result<(), SinkError>> {
+        let count = entries.len();
         let mut request = self.client.publish_batch().topic_arn(&self.topic_arn);
-        for (id, entry) in entries.iter().enumerate() {
-            let mut entry = entry.clone();
+        for (id, mut entry) in entries.into_iter().enumerate() {
             entry.id = id.to_string();
             request = request.publish_batch_request_entries(entry);
         }
         match request.send().await {
             Ok(output) => answers(
-                entries.len(),
+                count,
                 output.successful().iter().filter_map(|entry| entry.id()),
                 output.failed().iter().map(|entry| {
                     let message = entry.message().unwrap_or("no message");
                     (entry.id(), format!("SNS refused the message: {}: {message}", entry.code()))
                 }),
             ),
-            Err(error) => all_failed(entries.len(), call_failed(error)),
+            Err(error) => all_failed(count, call_failed(error)),
         }
     }
 }
@@ -106,28 +106,17 @@ fn message_size(message: &str, letter: &DeadLetter) -> usize {
 
 impl DeadLetterSink for SnsDeadLetter {
     async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), SinkError>> {
-        let mut results = Vec::with_capacity(letters.len());
-        let mut entries = Vec::new();
-        let mut positions = Vec::new();
-        for (index, letter) in letters.iter().enumerate() {
-            match self.entry(entries.len(), letter) {
-                Ok(entry) => {
-                    positions.push(index);
-                    entries.push(entry);
-                    results.push(Ok(()));
-                }
-                Err(error) => results.push(Err(error)),
-            }
-        }
-        let sizes: Vec<usize> = entries.iter().map(|entry| entry.message().len() + 20).collect();
-        let mut answered = Vec::with_capacity(entries.len());
-        for call in calls(&sizes, SNS_MAX_MESSAGE) {
-            answered.extend(self.publish_call(&entries[call]).await);
-        }
-        for (position, answer) in positions.into_iter().zip(answered) {
-            results[position] = answer;
-        }
-        results
+        let prepared = letters
+            .iter()
+            .enumerate()
+            .map(|(index, letter)| {
+                self.entry(index, letter).map(|entry| {
+                    let size = entry.message().len() + 20;
+                    (entry, size)
+                })
+            })
+            .collect();
+        send_in_calls(prepared, SNS_MAX_MESSAGE, |entries| self.publish_call(entries)).await
     }
 
     fn batch_size(&self) -> usize {

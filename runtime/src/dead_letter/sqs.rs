@@ -3,7 +3,7 @@
 use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
 
 use super::aws::{all_failed, call_failed, sdk_config, stream_and_shard, target_from_env};
-use super::batching::{answers, calls, MAX_ENTRIES};
+use super::batching::{answers, send_in_calls, MAX_ENTRIES};
 use super::{DeadLetter, DeadLetterSink, SinkError};
 use crate::error::Error;
 
@@ -164,31 +164,15 @@ fn deduplication_id(letter: &DeadLetter) -> String {
 
 impl DeadLetterSink for SqsDeadLetter {
     async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), SinkError>> {
-        let mut results: Vec<Result<(), SinkError>> = Vec::with_capacity(letters.len());
-        let mut entries = Vec::new();
-        let mut positions = Vec::new();
+        let mut prepared = Vec::with_capacity(letters.len());
         for (index, letter) in letters.iter().enumerate() {
-            match self.entry(entries.len(), letter).await {
-                Ok(entry) => {
-                    positions.push(index);
-                    entries.push(entry);
-                    results.push(Ok(()));
-                }
-                Err(error) => results.push(Err(error)),
-            }
+            let entry = self.entry(index, letter).await;
+            prepared.push(entry.map(|entry| {
+                let size = entry.message_body().len() + "reason".len() + "String".len() + 20;
+                (entry, size)
+            }));
         }
-        let sizes: Vec<usize> = entries
-            .iter()
-            .map(|entry| entry.message_body().len() + "reason".len() + "String".len() + 20)
-            .collect();
-        let mut answered = Vec::with_capacity(entries.len());
-        for call in calls(&sizes, self.max_message_size) {
-            answered.extend(self.send_call(&entries[call]).await);
-        }
-        for (position, answer) in positions.into_iter().zip(answered) {
-            results[position] = answer;
-        }
-        results
+        send_in_calls(prepared, self.max_message_size, |entries| self.send_call(entries)).await
     }
 
     fn batch_size(&self) -> usize {
@@ -200,24 +184,24 @@ impl SqsDeadLetter {
     /// One `SendMessageBatch` call; entry ids are renumbered from 0 within the call.
     async fn send_call(
         &self,
-        entries: &[SendMessageBatchRequestEntry],
+        entries: Vec<SendMessageBatchRequestEntry>,
     ) -> Vec<Result<(), SinkError>> {
+        let count = entries.len();
         let mut request = self.client.send_message_batch().queue_url(&self.queue_url);
-        for (id, entry) in entries.iter().enumerate() {
-            let mut entry = entry.clone();
+        for (id, mut entry) in entries.into_iter().enumerate() {
             entry.id = id.to_string();
             request = request.entries(entry);
         }
         match request.send().await {
             Ok(output) => answers(
-                entries.len(),
+                count,
                 output.successful().iter().map(|entry| entry.id()),
                 output.failed().iter().map(|entry| {
                     let message = entry.message().unwrap_or("no message");
                     (entry.id(), format!("SQS refused the message: {}: {message}", entry.code()))
                 }),
             ),
-            Err(error) => all_failed(entries.len(), call_failed(error)),
+            Err(error) => all_failed(count, call_failed(error)),
         }
     }
 }
