@@ -256,7 +256,7 @@ impl BatchReport {
         if let Some(sequence_number) = checkpoint {
             response.add_failure(sequence_number);
         }
-        let mut text = String::with_capacity(units.len() * 96);
+        let mut text = Arena::with_capacity(units.len() * 64);
         let mut rows = Vec::with_capacity(units.len());
         let mut summary = BatchSummary {
             records: batch.records.len(),
@@ -273,9 +273,11 @@ impl BatchReport {
             };
             summary.redelivered += usize::from(redelivered);
             rows.push(Row {
-                shard_id: push(&mut text, unit.meta.shard_id),
-                sequence_number: push(&mut text, unit.checkpoint.unwrap_or("")),
-                partition_key: push(&mut text, unit.meta.partition_key),
+                shard_id: text.shard_id.push(&mut text.text, unit.meta.shard_id),
+                sequence_number: text
+                    .sequence_number
+                    .push(&mut text.text, unit.checkpoint.unwrap_or("")),
+                partition_key: push(&mut text.text, unit.meta.partition_key),
                 sub_sequence_number: unit.meta.sub_sequence_number,
                 outcome: *outcome,
                 attempts: ledger.attempts[index],
@@ -294,7 +296,7 @@ impl BatchReport {
             .filter(|unit| unit.problem.is_none())
             .map(|unit| unit.age_at(cx.started))
             .max();
-        Ok(BatchReport { response, rows, text, summary })
+        Ok(BatchReport { response, rows, text: text.text, summary })
     }
 
     /// The response for Lambda: at most one `batchItemFailures` entry, the first record
@@ -328,6 +330,44 @@ fn push(text: &mut String, value: &str) -> Span {
     let start = text.len() as u32;
     text.push_str(value);
     Span { start, end: text.len() as u32 }
+}
+
+/// The report's strings while rows are added. A batch comes from one shard, and the user
+/// records of an aggregate share their parent's sequence number, so a value equal to the
+/// previous row's is stored once and its span reused.
+struct Arena<'u> {
+    text: String,
+    shard_id: Repeated<'u>,
+    sequence_number: Repeated<'u>,
+}
+
+impl Arena<'_> {
+    fn with_capacity(bytes: usize) -> Self {
+        Arena {
+            text: String::with_capacity(bytes),
+            shard_id: Repeated::default(),
+            sequence_number: Repeated::default(),
+        }
+    }
+}
+
+/// The last value of one column and its span.
+#[derive(Default)]
+struct Repeated<'u> {
+    last: Option<(&'u str, Span)>,
+}
+
+impl<'u> Repeated<'u> {
+    fn push(&mut self, text: &mut String, value: &'u str) -> Span {
+        match self.last {
+            Some((last, span)) if last == value => span,
+            _ => {
+                let span = push(text, value);
+                self.last = Some((value, span));
+                span
+            }
+        }
+    }
 }
 
 impl BatchSummary {
