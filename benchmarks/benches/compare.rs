@@ -1,0 +1,133 @@
+//! The throughput comparison behind `benchmarks/run`'s table: every contender over the same
+//! events, interleaved round by round (framework, baseline, irreducible, ...), so that the
+//! noise of a shared machine falls on all of them alike. Prints the median of each and,
+//! with `--json FILE`, writes them for the table; with `--events DIR` it also writes the
+//! events, for the Python contenders to read the very same bytes.
+//!
+//! `cargo bench -p kinesis-processor-benchmarks --bench compare`
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use kinesis_processor::aggregation::{deaggregate, Deaggregated};
+use kinesis_processor_benchmarks::contenders::{baseline, irreducible, noop};
+use kinesis_processor_benchmarks::inputs::Shape;
+
+/// How long each shape's interleaved rounds take in all, about.
+const BUDGET: Duration = Duration::from_secs(8);
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let processor = noop();
+    let mut results = BTreeMap::new();
+    for shape in Shape::ALL {
+        let event = shape.event();
+        let aggregated = shape.aggregated_event();
+        if let Some(dir) = option("--events") {
+            std::fs::create_dir_all(dir).expect("the events directory");
+            std::fs::write(format!("{dir}/{}.json", shape.name()), &event).unwrap();
+            std::fs::write(format!("{dir}/{}-kpl.json", shape.name()), &aggregated).unwrap();
+        }
+        let framework = |payload: &[u8]| {
+            let report = runtime.block_on(processor.process(payload)).unwrap();
+            assert!(report.response().batch_item_failures.is_empty(), "every record succeeds");
+            assert_eq!(report.summary().user_records, shape.records());
+            serde_json::to_vec(report.response()).unwrap().len()
+        };
+        let mut buffer = Vec::new();
+        let mut contenders: Vec<Contender<'_>> = vec![
+            ("framework", Box::new(|| framework(&event))),
+            ("baseline", Box::new(|| baseline(&event).len())),
+            ("irreducible", Box::new(|| irreducible(&event, &mut buffer))),
+            ("framework-kpl", Box::new(|| framework(&aggregated))),
+            ("deaggregate-only", Box::new(|| deaggregate_only(&aggregated, shape.records()))),
+        ];
+        let medians = interleaved(&mut contenders);
+        for (name, median) in &medians {
+            println!("{:<10} {:<18} {:>12.3} ms", shape.name(), name, median.as_secs_f64() * 1e3);
+        }
+        results.insert(shape.name(), medians);
+    }
+    if let Some(path) = option("--json") {
+        let json: BTreeMap<_, BTreeMap<_, f64>> = results
+            .iter()
+            .map(|(shape, medians)| {
+                (*shape, medians.iter().map(|(name, d)| (*name, d.as_secs_f64())).collect())
+            })
+            .collect();
+        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    }
+}
+
+/// A contender's name and one run of it.
+type Contender<'c> = (&'static str, Box<dyn FnMut() -> usize + 'c>);
+
+/// Runs the contenders in turn, round after round, and returns each one's median time.
+fn interleaved(contenders: &mut [Contender<'_>]) -> BTreeMap<&'static str, Duration> {
+    let count = contenders.len();
+    let names: Vec<&'static str> = contenders.iter().map(|(name, _)| *name).collect();
+    let mut round = || -> Vec<Duration> {
+        contenders
+            .iter_mut()
+            .map(|(_, run)| {
+                let start = Instant::now();
+                std::hint::black_box(run());
+                start.elapsed()
+            })
+            .collect()
+    };
+    let warm_up = round();
+    let per_round: Duration = warm_up.iter().sum();
+    let rounds = (BUDGET.as_secs_f64() / per_round.as_secs_f64()).clamp(11.0, 2001.0) as usize;
+    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); count];
+    for _ in 0..rounds {
+        for (column, time) in times.iter_mut().zip(round()) {
+            column.push(time);
+        }
+    }
+    names
+        .into_iter()
+        .zip(times)
+        .map(|(name, mut column)| {
+            column.sort();
+            (name, column[column.len() / 2])
+        })
+        .collect()
+}
+
+/// KPL de-aggregation alone, as the Python deaggregator does it: find each record's `data`,
+/// base64-decode it, verify and split the aggregate, read every user record's key and data.
+fn deaggregate_only(event: &[u8], expected: usize) -> usize {
+    #[derive(serde::Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow, rename = "Records")]
+        records: Vec<Entry<'a>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Entry<'a> {
+        #[serde(borrow)]
+        kinesis: Data<'a>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Data<'a> {
+        data: &'a str,
+    }
+    let event: Event<'_> = serde_json::from_slice(event).unwrap();
+    let (mut users, mut bytes) = (0, 0);
+    for entry in &event.records {
+        let data = base64::engine::general_purpose::STANDARD.decode(entry.kinesis.data).unwrap();
+        match deaggregate(&data).unwrap() {
+            Deaggregated::Aggregate(records) => {
+                users += records.len();
+                bytes +=
+                    records.iter().map(|r| r.partition_key.len() + r.data.len()).sum::<usize>();
+            }
+            Deaggregated::Plain => users += 1,
+        }
+    }
+    assert_eq!(users, expected);
+    bytes
+}

@@ -1,0 +1,98 @@
+//! The code under comparison, shared by the criterion benches, the Lambda handlers and the
+//! profiling example: the framework with a no-op function, the loop a careful user writes
+//! by hand today, and the irreducible work.
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use base64::Engine as _;
+use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
+use serde::Deserialize;
+
+/// The business record: every field owned, as users write it.
+#[derive(Deserialize)]
+pub struct Click {
+    /// Who clicked.
+    pub user_id: String,
+    /// From where.
+    pub ip: String,
+    /// What.
+    pub url: String,
+    /// Coming from.
+    pub referrer: String,
+    /// When, in epoch milliseconds.
+    pub ts: u64,
+}
+
+/// Reads every field, as business logic would, without doing anything with them.
+pub fn touch(click: &Click) -> usize {
+    click.user_id.len()
+        + click.ip.len()
+        + click.url.len()
+        + click.referrer.len()
+        + (click.ts as usize & 1)
+}
+
+/// The framework with no-op business logic (`concurrency = 1`, the default).
+#[kinesis_processor(retries = 0)]
+pub async fn noop(click: Click, meta: &RecordMeta) -> Result<(), RecordError> {
+    std::hint::black_box(touch(&click) + meta.partition_key().len() + meta.sequence_number().len());
+    Ok(())
+}
+
+/// The hand-written handler: `serde_json` into `aws_lambda_events::KinesisEvent`, a
+/// `serde_json` decode per record, and a `KinesisEventResponse` that reports the first
+/// record that fails (and so every record after it).
+pub fn baseline_response(event: &KinesisEvent) -> KinesisEventResponse {
+    let mut response = KinesisEventResponse::default();
+    for record in &event.records {
+        match serde_json::from_slice::<Click>(&record.kinesis.data.0) {
+            Ok(click) => {
+                let key = record.kinesis.partition_key.len();
+                std::hint::black_box(touch(&click) + key);
+            }
+            Err(_) => {
+                response.add_failure(record.kinesis.sequence_number.clone());
+                break;
+            }
+        }
+    }
+    response
+}
+
+/// [`baseline_response`] from payload bytes to response bytes.
+pub fn baseline(payload: &[u8]) -> Vec<u8> {
+    let event: KinesisEvent = serde_json::from_slice(payload).expect("a Kinesis event");
+    serde_json::to_vec(&baseline_response(&event)).expect("a response")
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, rename = "Records")]
+    records: Vec<Entry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(borrow)]
+    kinesis: Data<'a>,
+}
+
+#[derive(Deserialize)]
+struct Data<'a> {
+    data: &'a str,
+}
+
+/// The irreducible work: scan the envelope for each `data`, base64-decode it into a reused
+/// buffer and decode the click; nothing else.
+pub fn irreducible(payload: &[u8], buffer: &mut Vec<u8>) -> usize {
+    let envelope: Envelope<'_> = serde_json::from_slice(payload).expect("a Kinesis event");
+    let mut total = 0;
+    for entry in &envelope.records {
+        buffer.clear();
+        base64::engine::general_purpose::STANDARD
+            .decode_vec(entry.kinesis.data, buffer)
+            .expect("base64");
+        total += touch(&serde_json::from_slice::<Click>(buffer).expect("a click"));
+    }
+    total
+}
