@@ -71,6 +71,7 @@ fn mixed_batch() -> TestBatch {
 
 #[tokio::test]
 async fn every_metric_matches_the_outcomes_of_the_batch() {
+    let _one_at_a_time = CAPTURING.lock().await;
     let processor = place().state(Arc::default()).dead_letter(MemoryDeadLetter::default());
     let report = processor.process(mixed_batch().build()).await.unwrap();
     let emf = processor.emf(&report);
@@ -139,7 +140,12 @@ impl Captured {
     }
 }
 
+/// One test at a time: a thread-local subscriber set while another test thread runs with
+/// none can find callsite interest cached as "never" and miss lines (seen in CI).
+static CAPTURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn logs_of(log_payloads: bool) -> String {
+    let _one_at_a_time = CAPTURING.lock().await;
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -148,6 +154,7 @@ async fn logs_of(log_payloads: bool) -> String {
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
     place()
         .state(Arc::default())
         .dead_letter(MemoryDeadLetter::default())
