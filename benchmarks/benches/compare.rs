@@ -9,9 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use kinesis_processor::aggregation::{deaggregate, Deaggregated};
-use kinesis_processor_benchmarks::contenders::{baseline, irreducible, noop};
+use kinesis_processor_benchmarks::contenders::{baseline, deaggregate_only, irreducible, noop};
 use kinesis_processor_benchmarks::inputs::Shape;
 
 /// How long each shape's interleaved rounds take in all, about.
@@ -96,38 +94,4 @@ fn interleaved(contenders: &mut [Contender<'_>]) -> BTreeMap<&'static str, Durat
             (name, column[column.len() / 2])
         })
         .collect()
-}
-
-/// KPL de-aggregation alone, as the Python deaggregator does it: find each record's `data`,
-/// base64-decode it, verify and split the aggregate, read every user record's key and data.
-fn deaggregate_only(event: &[u8], expected: usize) -> usize {
-    #[derive(serde::Deserialize)]
-    struct Event<'a> {
-        #[serde(borrow, rename = "Records")]
-        records: Vec<Entry<'a>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Entry<'a> {
-        #[serde(borrow)]
-        kinesis: Data<'a>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Data<'a> {
-        data: &'a str,
-    }
-    let event: Event<'_> = serde_json::from_slice(event).unwrap();
-    let (mut users, mut bytes) = (0, 0);
-    for entry in &event.records {
-        let data = base64::engine::general_purpose::STANDARD.decode(entry.kinesis.data).unwrap();
-        match deaggregate(&data).unwrap() {
-            Deaggregated::Aggregate(records) => {
-                users += records.len();
-                bytes +=
-                    records.iter().map(|r| r.partition_key.len() + r.data.len()).sum::<usize>();
-            }
-            Deaggregated::Plain => users += 1,
-        }
-    }
-    assert_eq!(users, expected);
-    bytes
 }

@@ -7,13 +7,22 @@ use kinesis_processor_benchmarks::inputs::Shape;
 
 fn main() {
     let mut args = std::env::args().skip(1);
+    let usage = "usage: profile_throughput [small|large|hundred] \
+                 [framework|baseline|irreducible] [ROUNDS]";
     let shape = match args.next().as_deref() {
+        None | Some("small") => Shape::Small,
         Some("large") => Shape::Large,
         Some("hundred") => Shape::Hundred,
-        _ => Shape::Small,
+        Some(other) => exit(&format!("unknown batch {other:?}; {usage}")),
     };
     let contender = args.next().unwrap_or_else(|| "framework".into());
-    let rounds: usize = args.next().and_then(|n| n.parse().ok()).unwrap_or(3);
+    if !["framework", "baseline", "irreducible"].contains(&contender.as_str()) {
+        exit(&format!("unknown contender {contender:?}; {usage}"));
+    }
+    let rounds = match args.next() {
+        None => 3,
+        Some(n) => n.parse().unwrap_or_else(|_| exit(&format!("{n:?} is not a count; {usage}"))),
+    };
     let payload = shape.event();
     measured(&payload, &contender, rounds);
 }
@@ -36,4 +45,9 @@ fn measured(payload: &[u8], contender: &str, rounds: usize) {
         };
         std::hint::black_box(bytes);
     }
+}
+
+fn exit(message: &str) -> ! {
+    eprintln!("{message}");
+    std::process::exit(2)
 }

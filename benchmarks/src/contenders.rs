@@ -5,6 +5,7 @@
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use base64::Engine as _;
+use kinesis_processor::aggregation::{deaggregate, Deaggregated};
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
 use serde::Deserialize;
 
@@ -82,17 +83,40 @@ struct Data<'a> {
     data: &'a str,
 }
 
+/// Each record's `data` field (base64 text), found by scanning the envelope for it alone.
+pub fn data_fields(payload: &[u8]) -> Vec<&str> {
+    let envelope: Envelope<'_> = serde_json::from_slice(payload).expect("a Kinesis event");
+    envelope.records.into_iter().map(|entry| entry.kinesis.data).collect()
+}
+
 /// The irreducible work: scan the envelope for each `data`, base64-decode it into a reused
 /// buffer and decode the click; nothing else.
 pub fn irreducible(payload: &[u8], buffer: &mut Vec<u8>) -> usize {
-    let envelope: Envelope<'_> = serde_json::from_slice(payload).expect("a Kinesis event");
     let mut total = 0;
-    for entry in &envelope.records {
+    for data in data_fields(payload) {
         buffer.clear();
-        base64::engine::general_purpose::STANDARD
-            .decode_vec(entry.kinesis.data, buffer)
-            .expect("base64");
+        base64::engine::general_purpose::STANDARD.decode_vec(data, buffer).expect("base64");
         total += touch(&serde_json::from_slice::<Click>(buffer).expect("a click"));
     }
     total
+}
+
+/// KPL de-aggregation alone, as the Python deaggregator does it: find each record's `data`,
+/// base64-decode it, verify and split the aggregate, read every user record's key and
+/// data. Panics unless it finds `expected` user records.
+pub fn deaggregate_only(payload: &[u8], expected: usize) -> usize {
+    let (mut users, mut bytes) = (0, 0);
+    for data in data_fields(payload) {
+        let data = base64::engine::general_purpose::STANDARD.decode(data).expect("base64");
+        match deaggregate(&data).expect("a valid aggregate") {
+            Deaggregated::Aggregate(records) => {
+                users += records.len();
+                bytes +=
+                    records.iter().map(|r| r.partition_key.len() + r.data.len()).sum::<usize>();
+            }
+            Deaggregated::Plain => users += 1,
+        }
+    }
+    assert_eq!(users, expected, "user records found");
+    bytes
 }
