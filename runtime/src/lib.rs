@@ -63,6 +63,7 @@
 #![warn(missing_docs)]
 
 pub mod aggregation;
+mod base64_data;
 pub mod dead_letter;
 pub mod decode;
 mod engine;

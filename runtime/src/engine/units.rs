@@ -7,18 +7,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
 
 use crate::aggregation::{self, Deaggregated, UserRecord};
+use crate::base64_data;
 use crate::event::{Batch, CheckedRecord, EventRecord};
 use crate::meta::RecordMeta;
-
-/// Standard base64, padded or not: a record is not rejected for a missing `=`.
-pub(crate) const BASE64: GeneralPurpose = GeneralPurpose::new(
-    &base64::alphabet::STANDARD,
-    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-);
 
 /// One record to process.
 pub(crate) struct Unit<'b> {
@@ -48,8 +42,7 @@ impl<'b> Data<'b> {
         match self {
             Data::Base64(text) => {
                 buffer.clear();
-                BASE64
-                    .decode_vec(text.as_bytes(), buffer)
+                base64_data::decode_into(text.as_bytes(), buffer)
                     .map_err(|e| format!("`kinesis.data` is not valid base64: {e}"))?;
                 Ok(buffer)
             }
@@ -78,7 +71,7 @@ pub(crate) fn decode_aggregates(batch: &Batch<'_>) -> Vec<(usize, Vec<u8>)> {
         let Some(text) = record.data().filter(|text| text.starts_with(MAGIC_BASE64)) else {
             continue;
         };
-        if let Ok(bytes) = BASE64.decode(text.as_bytes()) {
+        if let Ok(bytes) = base64_data::decode(text.as_bytes()) {
             if aggregation::has_magic(&bytes) {
                 decoded.push((index, bytes));
             }
