@@ -67,8 +67,8 @@ impl<'b> Data<'b> {
 pub(crate) fn decode_aggregates(batch: &Batch<'_>) -> Vec<(usize, Vec<u8>)> {
     let mut decoded = Vec::new();
     for (index, record) in batch.records.iter().enumerate() {
-        // Base64 of the magic F3 89 9A C2 always starts so; anything else is plain.
-        let Some(text) = record.data().filter(|text| text.starts_with(MAGIC_BASE64)) else {
+        // Only data that starts as the base64 of the magic bytes can be an aggregate.
+        let Some(text) = record.data().filter(|_| record.may_be_aggregate()) else {
             continue;
         };
         if let Ok(bytes) = base64_data::decode(text.as_bytes()) {
@@ -79,9 +79,6 @@ pub(crate) fn decode_aggregates(batch: &Batch<'_>) -> Vec<(usize, Vec<u8>)> {
     }
     decoded
 }
-
-/// The first five characters of any base64 text whose bytes open with [`aggregation::MAGIC`].
-const MAGIC_BASE64: &str = "84maw";
 
 /// The units of a batch, in stream order; `decoded` is from [`decode_aggregates`].
 pub(crate) fn expand<'b>(batch: &'b Batch<'_>, decoded: &'b [(usize, Vec<u8>)]) -> Vec<Unit<'b>> {
