@@ -227,6 +227,23 @@ impl<'p> EventRecord<'p> {
         };
     }
 
+    /// Points this record's shard id at the previous record's when they are equal, as they
+    /// are for every record of a batch from one shard: the report then stores it once by
+    /// recognizing the same slice, without reading the text again (see `report::Repeated`).
+    fn share_shard_id(&mut self, previous: &EventRecord<'p>) {
+        if let (Verdict::Valid(facts), Verdict::Valid(earlier)) =
+            (&mut self.verdict, &previous.verdict)
+        {
+            if let (Cow::Borrowed(own), Cow::Borrowed(shared)) =
+                (&facts.shard_id, &earlier.shard_id)
+            {
+                if own == shared {
+                    facts.shard_id = Cow::Borrowed(shared);
+                }
+            }
+        }
+    }
+
     /// A record that is not a JSON object at all, judged.
     fn not_an_object(kind: &'static str) -> Self {
         let mut record = EventRecord { not_an_object: Some(kind), ..EventRecord::default() };
@@ -652,8 +669,13 @@ impl<'de> DeserializeSeed<'de> for RecordInto<'_, 'de> {
             }
         }
         self.0.push(EventRecord::default());
-        let record = self.0.last_mut().expect("just pushed");
-        deserializer.deserialize_any(RecordVisitor(record))
+        let [.., previous, record] = &mut self.0[..] else {
+            let record = self.0.last_mut().expect("just pushed");
+            return deserializer.deserialize_any(RecordVisitor(record));
+        };
+        deserializer.deserialize_any(RecordVisitor(record))?;
+        record.share_shard_id(previous);
+        Ok(())
     }
 }
 
@@ -942,6 +964,20 @@ mod tests {
         let problem = batch.records[0].check().unwrap_err();
         assert_eq!(problem, "`kinesis.sequenceNumber` is missing");
         assert_eq!(batch.records[0].partition_key(), Some("later"));
+    }
+
+    #[test]
+    fn records_of_one_shard_share_one_shard_id_slice() {
+        let one = &record(GOOD)[12..record(GOOD).len() - 2];
+        let other = one.replace("shardId-000000000006", "shardId-000000000007");
+        let payload = format!(r#"{{"Records":[{one},{one},{other}]}}"#);
+        let batch = parse(payload.as_bytes()).unwrap();
+        let shards: Vec<&str> = batch.records.iter().map(|r| r.check().unwrap().shard_id).collect();
+        assert_eq!(
+            shards,
+            ["shardId-000000000006", "shardId-000000000006", "shardId-000000000007"]
+        );
+        assert!(std::ptr::eq(shards[0], shards[1]), "equal shard ids are one slice");
     }
 
     #[test]
