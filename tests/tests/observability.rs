@@ -206,3 +206,39 @@ async fn no_payload_reaches_the_logs_unless_asked() {
     assert!(logs.contains("secret-quantity-42"), "log_payloads(true) logs the full error:\n{logs}");
     assert!(line_with(&logs, "reason=\"rejected\"").contains("data="));
 }
+
+#[kinesis_processor(format = text)]
+async fn announce(line: String) -> Result<(), RecordError> {
+    tracing::info!("processing {line}");
+    Ok(())
+}
+
+/// What `announce` logs with the subscriber taking events up to `level`.
+async fn record_lines_at(level: tracing::Level) -> String {
+    let _one_at_a_time = CAPTURING.lock().await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(level)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::callsite::rebuild_interest_cache();
+    let batch = TestBatch::new().text("hello").partition_key("user-7").build();
+    announce().process(batch).await.unwrap();
+    captured.text()
+}
+
+#[tokio::test]
+async fn each_record_runs_in_a_debug_span_naming_it() {
+    let logs = record_lines_at(tracing::Level::DEBUG).await;
+    let line = line_with(&logs, "processing hello");
+    for field in ["record{", "partition_key=\"user-7\"", "sequence_number=", "attempt=1"] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+    // Without debug spans, the same event comes without the record span.
+    let logs = record_lines_at(tracing::Level::INFO).await;
+    let line = line_with(&logs, "processing hello");
+    assert!(!line.contains("record{"), "{line}");
+}
