@@ -47,13 +47,14 @@ pub(crate) async fn process_batch<H: Handler>(
     cx: &Context<'_>,
 ) -> Result<BatchReport, Error> {
     let clock = Instant::now();
-    let batch = event::parse(payload)?;
+    let mut batch = event::parse(payload)?;
+    let copied_text = std::mem::take(&mut batch.text);
     let aggregates = units::decode_aggregates(&batch);
     let units = units::expand(&batch, &aggregates);
     describe_batch(batch.records.len(), &units);
     let mut ledger = Ledger::new(&units, cx);
     drive(handler, state, &units, &mut ledger, cx).await;
-    BatchReport::new(&batch, &units, ledger, cx, clock.elapsed())
+    BatchReport::new(&batch, copied_text, &units, ledger, cx, clock.elapsed())
 }
 
 /// Fills in the invocation span's fields, now that the batch is known.

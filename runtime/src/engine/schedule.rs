@@ -97,6 +97,7 @@ mod tests {
                 data: Data::Missing,
                 problem: None,
                 checkpoint: Some("1"),
+                copied: Default::default(),
             })
             .collect()
     }

@@ -13,6 +13,7 @@ use crate::aggregation::{self, Deaggregated, UserRecord};
 use crate::base64_data;
 use crate::event::{Batch, CheckedRecord, EventRecord};
 use crate::meta::RecordMeta;
+use crate::report::Copied;
 
 /// One record to process.
 pub(crate) struct Unit<'b> {
@@ -24,6 +25,8 @@ pub(crate) struct Unit<'b> {
     pub problem: Option<String>,
     /// The sequence number that names it in a response; `None` when it has no valid one.
     pub checkpoint: Option<&'b str>,
+    /// Its strings that the parser already copied for the report.
+    pub copied: Copied,
 }
 
 /// Where a unit's bytes are.
@@ -135,6 +138,7 @@ fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>, data: Data<'b>) -> 
         data,
         problem: None,
         checkpoint: Some(checked.sequence_number),
+        copied: checked.copied,
     }
 }
 
@@ -160,6 +164,8 @@ fn user_record_unit<'b>(
         data: Data::Raw(user.data),
         problem: None,
         checkpoint: Some(parent.sequence_number),
+        // Its own partition key was not in the envelope; the sequence number is the parent's.
+        copied: Copied { partition_key: None, ..parent.copied },
     }
 }
 
@@ -185,6 +191,7 @@ pub(crate) fn broken_unit<'b>(
         data: record.data().map_or(Data::Missing, Data::Base64),
         problem: Some(problem),
         checkpoint,
+        copied: Copied::default(),
     }
 }
 
