@@ -2,7 +2,8 @@
 //! events, interleaved round by round (framework, baseline, irreducible, ...), so that the
 //! noise of a shared machine falls on all of them alike. Prints the median of each and,
 //! with `--json FILE`, writes them for the table; with `--events DIR` it also writes the
-//! events, for the Python contenders to read the very same bytes.
+//! events, for the Python contenders to read the very same bytes; `--budget SECONDS` sets how
+//! long each batch's rounds take (8 s by default).
 //!
 //! `cargo bench -p kinesis-processor-benchmarks --bench compare`
 
@@ -12,7 +13,7 @@ use std::time::{Duration, Instant};
 use kinesis_processor_benchmarks::contenders::{baseline, deaggregate_only, irreducible, noop};
 use kinesis_processor_benchmarks::inputs::Shape;
 
-/// How long each shape's interleaved rounds take in all, about.
+/// How long each shape's interleaved rounds take in all, about, unless `--budget` says.
 const BUDGET: Duration = Duration::from_secs(8);
 
 fn main() {
@@ -20,6 +21,13 @@ fn main() {
     let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let processor = noop();
+    let budget = match option("--budget") {
+        None => BUDGET,
+        Some(seconds) => Duration::from_secs_f64(seconds.parse().unwrap_or_else(|_| {
+            eprintln!("--budget takes seconds, not {seconds:?}");
+            std::process::exit(2)
+        })),
+    };
     let mut results = BTreeMap::new();
     for shape in Shape::ALL {
         let event = shape.event();
@@ -43,7 +51,7 @@ fn main() {
             ("framework-kpl", Box::new(|| framework(&aggregated))),
             ("deaggregate-only", Box::new(|| deaggregate_only(&aggregated, shape.records()))),
         ];
-        let medians = interleaved(&mut contenders);
+        let medians = interleaved(&mut contenders, budget);
         for (name, median) in &medians {
             println!("{:<10} {:<18} {:>12.3} ms", shape.name(), name, median.as_secs_f64() * 1e3);
         }
@@ -64,7 +72,10 @@ fn main() {
 type Contender<'c> = (&'static str, Box<dyn FnMut() -> usize + 'c>);
 
 /// Runs the contenders in turn, round after round, and returns each one's median time.
-fn interleaved(contenders: &mut [Contender<'_>]) -> BTreeMap<&'static str, Duration> {
+fn interleaved(
+    contenders: &mut [Contender<'_>],
+    budget: Duration,
+) -> BTreeMap<&'static str, Duration> {
     let count = contenders.len();
     let names: Vec<&'static str> = contenders.iter().map(|(name, _)| *name).collect();
     let mut round = || -> Vec<Duration> {
@@ -79,7 +90,7 @@ fn interleaved(contenders: &mut [Contender<'_>]) -> BTreeMap<&'static str, Durat
     };
     let warm_up = round();
     let per_round: Duration = warm_up.iter().sum();
-    let rounds = (BUDGET.as_secs_f64() / per_round.as_secs_f64()).clamp(11.0, 2001.0) as usize;
+    let rounds = (budget.as_secs_f64() / per_round.as_secs_f64()).clamp(11.0, 2001.0) as usize;
     let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); count];
     for _ in 0..rounds {
         for (column, time) in times.iter_mut().zip(round()) {
