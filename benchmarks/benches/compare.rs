@@ -10,7 +10,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use kinesis_processor_benchmarks::contenders::{baseline, deaggregate_only, irreducible, noop};
+use kinesis_processor_benchmarks::contenders::{
+    baseline, deaggregate_only, irreducible, irreducible_usual, noop,
+};
 use kinesis_processor_benchmarks::inputs::Shape;
 
 /// How long each shape's interleaved rounds take in all, about, unless `--budget` says.
@@ -43,11 +45,12 @@ fn main() {
             assert_eq!(report.summary().user_records, shape.records());
             serde_json::to_vec(report.response()).unwrap().len()
         };
-        let mut buffer = Vec::new();
+        let (mut buffer, mut usual_buffer) = (Vec::new(), Vec::new());
         let mut contenders: Vec<Contender<'_>> = vec![
             ("framework", Box::new(|| framework(&event))),
             ("baseline", Box::new(|| baseline(&event).len())),
             ("irreducible", Box::new(|| irreducible(&event, &mut buffer))),
+            ("irreducible-usual", Box::new(|| irreducible_usual(&event, &mut usual_buffer))),
             ("framework-kpl", Box::new(|| framework(&aggregated))),
             ("deaggregate-only", Box::new(|| deaggregate_only(&aggregated, shape.records()))),
         ];
