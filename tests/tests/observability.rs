@@ -144,25 +144,31 @@ impl Captured {
 /// none can find callsite interest cached as "never" and miss lines (seen in CI).
 static CAPTURING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-async fn logs_of(log_payloads: bool) -> String {
+/// What `work` logs with a subscriber that takes events up to `level`.
+async fn logged_at(level: tracing::Level, work: impl std::future::Future<Output = ()>) -> String {
     let _one_at_a_time = CAPTURING.lock().await;
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
         .with_writer(move || writer.clone())
         .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
+        .with_max_level(level)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     tracing::callsite::rebuild_interest_cache();
-    place()
+    work.await;
+    captured.text()
+}
+
+async fn logs_of(log_payloads: bool) -> String {
+    let processor = place()
         .state(Arc::default())
         .dead_letter(MemoryDeadLetter::default())
-        .log_payloads(log_payloads)
-        .process(mixed_batch().build())
-        .await
-        .unwrap();
-    captured.text()
+        .log_payloads(log_payloads);
+    logged_at(tracing::Level::INFO, async {
+        processor.process(mixed_batch().build()).await.unwrap();
+    })
+    .await
 }
 
 fn line_with<'a>(logs: &'a str, needle: &str) -> &'a str {
@@ -215,19 +221,11 @@ async fn announce(line: String) -> Result<(), RecordError> {
 
 /// What `announce` logs with the subscriber taking events up to `level`.
 async fn record_lines_at(level: tracing::Level) -> String {
-    let _one_at_a_time = CAPTURING.lock().await;
-    let captured = Captured::default();
-    let writer = captured.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(level)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    tracing::callsite::rebuild_interest_cache();
     let batch = TestBatch::new().text("hello").partition_key("user-7").build();
-    announce().process(batch).await.unwrap();
-    captured.text()
+    logged_at(level, async {
+        announce().process(batch).await.unwrap();
+    })
+    .await
 }
 
 #[tokio::test]
