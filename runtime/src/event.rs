@@ -49,9 +49,11 @@ pub(crate) struct EventRecord<'p> {
 /// batch, the first byte of each sequence number read after parsing took 5% of the time.
 #[derive(Default)]
 enum Verdict<'p> {
+    /// Not judged (the parser judges every record): `check` reads the fields themselves.
     #[default]
     Unjudged,
     Valid(Facts<'p>),
+    /// Why the record cannot be processed.
     Broken(String),
 }
 
@@ -207,13 +209,13 @@ impl<'p> EventRecord<'p> {
             Verdict::Unjudged => return self.check_fields(),
         };
         Ok(CheckedRecord {
-            sequence_number: text(&self.kinesis.sequence_number),
-            partition_key: text(&self.kinesis.partition_key),
+            sequence_number: judged_str(&self.kinesis.sequence_number),
+            partition_key: judged_str(&self.kinesis.partition_key),
             explicit_hash_key: self.explicit_hash_key(),
-            data: text(&self.kinesis.data),
+            data: judged_str(&self.kinesis.data),
             approximate_arrival: facts.approximate_arrival,
             shard_id: &facts.shard_id,
-            event_source_arn: text(&self.event_source_arn),
+            event_source_arn: judged_str(&self.event_source_arn),
             copied: facts.copied,
         })
     }
@@ -336,7 +338,7 @@ impl<'p> EventRecord<'p> {
 
 /// The text of a field that the record's verdict found to be a string: only where it is
 /// is read, not its bytes.
-fn text<'r>(field: &'r Field<'_>) -> &'r str {
+fn judged_str<'r>(field: &'r Field<'_>) -> &'r str {
     field.as_str().unwrap_or_default()
 }
 

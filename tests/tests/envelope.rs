@@ -135,3 +135,42 @@ async fn text_that_is_not_utf8_is_a_decode_error() {
     assert_eq!(outcomes(&report), [DECODE, Outcome::Succeeded]);
     assert!(dlq.records()[0].error.contains("invalid utf-8"), "{}", dlq.records()[0].error);
 }
+
+#[tokio::test]
+async fn the_report_names_every_record_by_its_own_strings() {
+    use kinesis_processor::aggregation::UserRecord;
+    let users = [
+        UserRecord { partition_key: "user-a", explicit_hash_key: None, data: b"a" },
+        UserRecord { partition_key: "user-b", explicit_hash_key: None, data: b"b" },
+    ];
+    let batch = TestBatch::new()
+        .text("plain")
+        .partition_key("plain-key")
+        .aggregate(&users)
+        .text("escaped")
+        .partition_key("say \"hi\"")
+        .text("broken")
+        .partition_key("broken-key")
+        .kinesis_field("sequenceNumber", json!(5));
+    let sequence_numbers = batch.sequence_numbers();
+    let dlq = MemoryDeadLetter::default();
+    let report = accept().dead_letter(dlq).process(batch.build()).await.unwrap();
+
+    let rows: Vec<_> = report
+        .records()
+        .map(|r| (r.sequence_number(), r.sub_sequence_number(), r.partition_key(), r.shard_id()))
+        .collect();
+    let shard = Some("shardId-000000000006");
+    assert_eq!(
+        rows,
+        [
+            (Some(sequence_numbers[0].as_str()), None, Some("plain-key"), shard),
+            (Some(sequence_numbers[1].as_str()), Some(0), Some("user-a"), shard),
+            (Some(sequence_numbers[1].as_str()), Some(1), Some("user-b"), shard),
+            (Some(sequence_numbers[2].as_str()), None, Some("say \"hi\""), shard),
+            // No valid sequence number to name it by; its key and shard still come through.
+            (None, None, Some("broken-key"), shard),
+        ]
+    );
+    assert_eq!(outcomes(&report)[4], DECODE);
+}
