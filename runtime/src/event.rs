@@ -1,16 +1,23 @@
 //! The lenient Kinesis event model.
 //!
-//! The invocation payload is parsed once, borrowing every string from it, into records
-//! whose fields are kept as they came: a field of the wrong type or a missing field is not
-//! a parse error but a fact about that one record, which then fails alone (it becomes a
-//! decode failure of that record). Only a payload that is not a Kinesis batch at all is an
-//! invocation error.
+//! The invocation payload is parsed once, borrowing every string from it, record by
+//! record: each record's fields are kept as they came, judged as soon as the record is
+//! parsed, and handed to a sink as a [`Judged`] record. A field of the wrong type or a
+//! missing field is not a parse error but a fact about that one record, which then fails
+//! alone (it becomes a decode failure of that record). Only a payload that is not a Kinesis
+//! batch at all is an invocation error.
+//!
+//! No list of parsed records is kept: one scratch record is reused for every element of
+//! `Records`, and the sink builds what the engine needs from it while its bytes are still
+//! in cache. A list of them (304 bytes a record) was written, read back to build work
+//! units and read again to free it: three passes over memory per record.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bumpalo::Bump;
 use serde::de::{
     self, Deserialize, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor,
 };
@@ -19,66 +26,64 @@ use crate::error::Error;
 use crate::report::{self, Copied};
 use crate::sequence;
 
-/// A parsed invocation: the records in the order Lambda sent them.
-pub(crate) struct Batch<'p> {
-    pub records: Vec<EventRecord<'p>>,
+/// What parsing an invocation found besides its records, which went to the sink.
+pub(crate) struct Parsed {
+    /// How many elements `Records` held.
+    pub records: usize,
     /// The start of the report's text: what was copied for it while parsing ([`Copied`]).
     pub text: String,
 }
 
-/// One element of `Records`, every field as it came.
+/// One element of `Records`, judged as soon as it was parsed. Its strings borrow from the
+/// payload, or, when JSON escapes made them differ from it, from the parse's arena.
+#[derive(Debug)]
+pub(crate) enum Judged<'b> {
+    /// Every field processing needs is there.
+    Valid(CheckedRecord<'b>),
+    /// The record cannot be processed: why, and whatever its envelope holds.
+    Broken(BrokenRecord<'b>),
+}
+
+/// A record whose envelope holds everything processing needs.
+#[derive(Debug)]
+pub(crate) struct CheckedRecord<'b> {
+    pub sequence_number: &'b str,
+    pub partition_key: &'b str,
+    pub explicit_hash_key: Option<&'b str>,
+    /// The `data` field as sent: base64 text.
+    pub data: &'b str,
+    pub approximate_arrival: SystemTime,
+    pub shard_id: &'b str,
+    pub event_source_arn: &'b str,
+    /// Its sequence number and partition key in the report's text.
+    pub copied: Copied,
+    /// Whether `data` may be a KPL aggregate: it starts as the base64 of the magic bytes.
+    pub may_be_aggregate: bool,
+}
+
+/// A record that cannot be processed: what is wrong, and each field that is usable.
+#[derive(Debug)]
+pub(crate) struct BrokenRecord<'b> {
+    pub problem: String,
+    /// The sequence number, when it is a valid one.
+    pub sequence_number: Option<&'b str>,
+    pub partition_key: Option<&'b str>,
+    pub explicit_hash_key: Option<&'b str>,
+    pub data: Option<&'b str>,
+    pub approximate_arrival: Option<SystemTime>,
+    pub shard_id: Option<&'b str>,
+    pub event_source_arn: Option<&'b str>,
+}
+
+/// One element of `Records` while it is parsed, every field as it came.
 #[derive(Default)]
-pub(crate) struct EventRecord<'p> {
+struct EventRecord<'p> {
     /// `Some(kind)` when the element is not a JSON object at all.
     not_an_object: Option<&'static str>,
     kinesis: KinesisFields<'p>,
     event_source: Field<'p>,
     event_source_arn: Field<'p>,
     event_id: Field<'p>,
-    /// What the record's checks found, worked out as soon as it is parsed (see [`Verdict`]).
-    verdict: Verdict<'p>,
-    /// Whether `data` may be a KPL aggregate, also seen at parse time.
-    may_be_aggregate: bool,
-    /// Whether `eventSource` names another service, also seen at parse time.
-    from_other_source: bool,
-}
-
-/// What checking a record found, worked out right after parsing it, while its bytes are
-/// still in cache. Reading them again once the whole payload is parsed costs a trip to
-/// memory per field for a batch of megabytes: profiled on the 5,000 x 400-byte benchmark
-/// batch, the first byte of each sequence number read after parsing took 5% of the time.
-#[derive(Default)]
-enum Verdict<'p> {
-    /// Not judged (the parser judges every record): `check` reads the fields themselves.
-    #[default]
-    Unjudged,
-    Valid(Facts<'p>),
-    /// Why the record cannot be processed.
-    Broken(String),
-}
-
-/// What a valid record's fields say beyond their text.
-struct Facts<'p> {
-    approximate_arrival: SystemTime,
-    /// The shard id that opens `eventID`, cut out while parsing: cutting it later would
-    /// read the text again (to find a character boundary).
-    shard_id: Cow<'p, str>,
-    copied: Copied,
-}
-
-/// A record whose envelope holds everything processing needs.
-#[derive(Debug)]
-pub(crate) struct CheckedRecord<'r> {
-    pub sequence_number: &'r str,
-    pub partition_key: &'r str,
-    pub explicit_hash_key: Option<&'r str>,
-    /// The `data` field as sent: base64 text.
-    pub data: &'r str,
-    pub approximate_arrival: SystemTime,
-    pub shard_id: &'r str,
-    pub event_source_arn: &'r str,
-    /// Its sequence number and partition key in the report's text, when already copied.
-    pub copied: Copied,
 }
 
 /// The first five characters of any base64 text whose bytes open with
@@ -128,6 +133,19 @@ impl<'p> Field<'p> {
         }
     }
 
+    /// The string, for as long as the batch lives: borrowed from the payload, or copied
+    /// into `arena` when JSON escapes made it differ from the payload's text (rare).
+    fn kept<'b>(&self, arena: &'b Bump) -> Option<&'b str>
+    where
+        'p: 'b,
+    {
+        match self {
+            Field::Str(Cow::Borrowed(text)) => Some(text),
+            Field::Str(Cow::Owned(text)) => Some(arena.alloc_str(text)),
+            _ => None,
+        }
+    }
+
     /// What the field is, for messages: "missing", "null", "a string", ...
     fn describe(&self) -> &'static str {
         match self {
@@ -140,8 +158,11 @@ impl<'p> Field<'p> {
     }
 
     /// The field as a required string, or a message saying what is wrong with it.
-    fn required_str(&self, name: &str) -> Result<&str, String> {
-        self.as_str().ok_or_else(|| match self {
+    fn required_str<'b>(&self, name: &str, arena: &'b Bump) -> Result<&'b str, String>
+    where
+        'p: 'b,
+    {
+        self.kept(arena).ok_or_else(|| match self {
             Field::Absent => format!("`{name}` is missing"),
             other => format!("`{name}` is {}, expected a string", other.describe()),
         })
@@ -149,122 +170,59 @@ impl<'p> Field<'p> {
 }
 
 impl<'p> EventRecord<'p> {
-    /// The record's sequence number, when it has a valid one: the checkpoint that names it.
-    pub fn sequence_number(&self) -> Option<&str> {
-        self.kinesis.sequence_number.as_str().filter(|s| sequence::is_valid(s))
-    }
-
-    /// The partition key, when it is a string.
-    pub fn partition_key(&self) -> Option<&str> {
-        self.kinesis.partition_key.as_str()
-    }
-
-    /// The explicit hash key, when it is a string.
-    pub fn explicit_hash_key(&self) -> Option<&str> {
-        self.kinesis.explicit_hash_key.as_str()
-    }
-
-    /// The `data` field as sent, when it is a string.
-    pub fn data(&self) -> Option<&str> {
-        self.kinesis.data.as_str()
-    }
-
-    /// Whether the data may be a KPL aggregate: it is a string that starts as the base64
-    /// of the aggregate's magic bytes does.
-    pub fn may_be_aggregate(&self) -> bool {
-        self.may_be_aggregate
-    }
-
-    /// The stream ARN, when it is a string.
-    pub fn event_source_arn(&self) -> Option<&str> {
-        self.event_source_arn.as_str()
-    }
-
-    /// The shard id named in `eventID` (`shardId-...:sequence`), when there is one.
-    pub fn shard_id(&self) -> Option<&str> {
-        let id = self.event_id.as_str()?;
-        let (shard, _) = id.split_once(':')?;
-        (!shard.is_empty()).then_some(shard)
+    /// The shard id that opens `eventID` (`shardId-...:sequence`), when there is one.
+    fn shard_id<'b>(&self, arena: &'b Bump) -> Option<&'b str>
+    where
+        'p: 'b,
+    {
+        let (shard, _) = self.event_id.as_str()?.split_once(':')?;
+        if shard.is_empty() {
+            return None;
+        }
+        match &self.event_id {
+            Field::Str(Cow::Borrowed(id)) => Some(&id[..shard.len()]),
+            _ => Some(arena.alloc_str(shard)),
+        }
     }
 
     /// The arrival time, when the field is a valid timestamp.
-    pub fn approximate_arrival(&self) -> Option<SystemTime> {
+    fn approximate_arrival(&self) -> Option<SystemTime> {
         match self.kinesis.approximate_arrival_timestamp {
             Field::Number(seconds) => arrival_time(seconds),
             _ => None,
         }
     }
 
-    /// The `eventSource`, when it is a string.
-    fn event_source(&self) -> Option<&str> {
-        self.event_source.as_str()
+    /// Whether `eventSource` names another service.
+    fn comes_from_another_service(&self) -> bool {
+        self.event_source.as_str().is_some_and(|source| source != KINESIS)
     }
 
-    /// Every field that processing needs, or the first reason the record cannot be
-    /// processed, from the verdict reached when the record was parsed.
-    pub fn check(&self) -> Result<CheckedRecord<'_>, String> {
-        let facts = match &self.verdict {
-            Verdict::Valid(facts) => facts,
-            Verdict::Broken(problem) => return Err(problem.clone()),
-            Verdict::Unjudged => return self.check_fields(),
-        };
-        Ok(CheckedRecord {
-            sequence_number: judged_str(&self.kinesis.sequence_number),
-            partition_key: judged_str(&self.kinesis.partition_key),
-            explicit_hash_key: self.explicit_hash_key(),
-            data: judged_str(&self.kinesis.data),
-            approximate_arrival: facts.approximate_arrival,
-            shard_id: &facts.shard_id,
-            event_source_arn: judged_str(&self.event_source_arn),
-            copied: facts.copied,
-        })
-    }
-
-    /// Reaches the record's verdict; called once, as soon as the record is parsed. A valid
-    /// record's sequence number and partition key are copied to `text` for the report.
-    fn judge(&mut self, text: &mut String) {
-        self.may_be_aggregate = self.data().is_some_and(|text| text.starts_with(MAGIC_BASE64));
-        self.from_other_source = self.event_source().is_some_and(|source| source != KINESIS);
-        self.verdict = match self.check_fields() {
-            Ok(checked) => Verdict::Valid(Facts {
-                copied: Copied {
+    /// Judges the record: every field processing needs, or the first reason it cannot be
+    /// processed with whatever fields are usable. A valid record's sequence number and
+    /// partition key are copied to `text` for the report while they are in cache.
+    fn judge<'b>(&self, arena: &'b Bump, text: &mut String) -> Judged<'b>
+    where
+        'p: 'b,
+    {
+        match self.check(arena) {
+            Ok(mut checked) => {
+                checked.copied = Copied {
                     sequence_number: Some(report::push(text, checked.sequence_number)),
                     partition_key: Some(report::push(text, checked.partition_key)),
-                },
-                approximate_arrival: checked.approximate_arrival,
-                shard_id: match &self.event_id {
-                    Field::Str(Cow::Borrowed(id)) => Cow::Borrowed(&id[..checked.shard_id.len()]),
-                    _ => Cow::Owned(checked.shard_id.to_owned()),
-                },
-            }),
-            Err(problem) => Verdict::Broken(problem),
-        };
-    }
-
-    /// Points this record's shard id at the previous record's when they are equal, as they
-    /// are for every record of a batch from one shard: the report then stores it once by
-    /// recognizing the same slice, without reading the text again (see `report::Repeated`).
-    fn share_shard_id(&mut self, previous: &EventRecord<'p>) {
-        if let (Verdict::Valid(facts), Verdict::Valid(earlier)) =
-            (&mut self.verdict, &previous.verdict)
-        {
-            if let (Cow::Borrowed(own), Cow::Borrowed(shared)) =
-                (&facts.shard_id, &earlier.shard_id)
-            {
-                if own == shared {
-                    facts.shard_id = Cow::Borrowed(shared);
-                }
+                };
+                Judged::Valid(checked)
             }
+            Err(problem) => Judged::Broken(self.broken(problem, arena)),
         }
     }
 
-    /// A record that is not a JSON object at all.
-    fn not_an_object(kind: &'static str) -> Self {
-        EventRecord { not_an_object: Some(kind), ..EventRecord::default() }
-    }
-
-    /// [`check`](Self::check) from the fields themselves.
-    fn check_fields(&self) -> Result<CheckedRecord<'_>, String> {
+    /// Every field that processing needs, or the first reason the record cannot be
+    /// processed.
+    fn check<'b>(&self, arena: &'b Bump) -> Result<CheckedRecord<'b>, String>
+    where
+        'p: 'b,
+    {
         if let Some(kind) = self.not_an_object {
             return Err(format!("the record is {kind}, expected an object"));
         }
@@ -274,16 +232,17 @@ impl<'p> EventRecord<'p> {
             Member::Not(kind) => return Err(format!("`kinesis` is {kind}, expected an object")),
         }
         let sequence_number =
-            self.kinesis.sequence_number.required_str("kinesis.sequenceNumber")?;
+            self.kinesis.sequence_number.required_str("kinesis.sequenceNumber", arena)?;
         if !sequence::is_valid(sequence_number) {
             return Err(format!(
                 "`kinesis.sequenceNumber` {sequence_number:?} is not a decimal number"
             ));
         }
-        let partition_key = self.kinesis.partition_key.required_str("kinesis.partitionKey")?;
+        let partition_key =
+            self.kinesis.partition_key.required_str("kinesis.partitionKey", arena)?;
         let explicit_hash_key = match &self.kinesis.explicit_hash_key {
             Field::Absent | Field::Null => None,
-            Field::Str(key) => Some(&**key),
+            key @ Field::Str(_) => key.kept(arena),
             other => {
                 return Err(format!(
                     "`kinesis.explicitHashKey` is {}, expected a string",
@@ -292,11 +251,14 @@ impl<'p> EventRecord<'p> {
             }
         };
         self.check_encryption_type()?;
-        let data = self.kinesis.data.required_str("kinesis.data")?;
+        let data = self.kinesis.data.required_str("kinesis.data", arena)?;
         let approximate_arrival = self.checked_arrival()?;
-        let event_source_arn = self.event_source_arn.required_str("eventSourceARN")?;
-        let event_id = self.event_id.required_str("eventID")?;
-        let shard_id = self.shard_id().ok_or_else(|| {
+        let event_source_arn = self.event_source_arn.required_str("eventSourceARN", arena)?;
+        let event_id = self.event_id.as_str().ok_or_else(|| match &self.event_id {
+            Field::Absent => "`eventID` is missing".to_owned(),
+            other => format!("`eventID` is {}, expected a string", other.describe()),
+        })?;
+        let shard_id = self.shard_id(arena).ok_or_else(|| {
             format!("`eventID` {event_id:?} does not name a shard (`shardId-...:sequence`)")
         })?;
         Ok(CheckedRecord {
@@ -308,7 +270,29 @@ impl<'p> EventRecord<'p> {
             shard_id,
             event_source_arn,
             copied: Copied::default(),
+            may_be_aggregate: data.starts_with(MAGIC_BASE64),
         })
+    }
+
+    /// A broken record: the problem, and each field that is usable as it is.
+    fn broken<'b>(&self, problem: String, arena: &'b Bump) -> BrokenRecord<'b>
+    where
+        'p: 'b,
+    {
+        let kinesis = &self.kinesis;
+        BrokenRecord {
+            problem,
+            sequence_number: kinesis
+                .sequence_number
+                .kept(arena)
+                .filter(|number| sequence::is_valid(number)),
+            partition_key: kinesis.partition_key.kept(arena),
+            explicit_hash_key: kinesis.explicit_hash_key.kept(arena),
+            data: kinesis.data.kept(arena),
+            approximate_arrival: self.approximate_arrival(),
+            shard_id: self.shard_id(arena),
+            event_source_arn: self.event_source_arn.kept(arena),
+        }
     }
 
     fn check_encryption_type(&self) -> Result<(), String> {
@@ -336,12 +320,6 @@ impl<'p> EventRecord<'p> {
     }
 }
 
-/// The text of a field that the record's verdict found to be a string: only where it is
-/// is read, not its bytes.
-fn judged_str<'r>(field: &'r Field<'_>) -> &'r str {
-    field.as_str().unwrap_or_default()
-}
-
 /// The `eventSource` of Kinesis records.
 const KINESIS: &str = "aws:kinesis";
 
@@ -352,37 +330,59 @@ fn arrival_time(seconds: f64) -> Option<SystemTime> {
     (0.0..1e17).contains(&millis).then(|| UNIX_EPOCH + Duration::from_millis(millis as u64))
 }
 
-/// Parses an invocation payload. Fails only when the payload is not a Kinesis batch.
-pub(crate) fn parse(payload: &[u8]) -> Result<Batch<'_>, Error> {
-    let document = parse_document(payload)
-        .map_err(|e| Error::InvalidEvent(format!("the payload is not valid JSON: {e}")))?;
-    let (records, text) = match document {
-        Document::NotAnObject(kind) => {
-            return Err(Error::InvalidEvent(format!(
-                "expected a JSON object with a `Records` array, found {kind}"
-            )))
-        }
-        Document::Object(Field::Absent) => {
-            return Err(Error::InvalidEvent(
-                "the payload has no `Records` array; a Kinesis batch is \
-                 `{\"Records\": [{\"kinesis\": {...}, ...}]}`"
-                    .into(),
-            ))
-        }
-        Document::Object(other) => {
-            return Err(Error::InvalidEvent(format!(
-                "`Records` is {}, expected an array",
-                other.describe()
-            )))
-        }
-        Document::Records(records, text) => (records, text),
+/// Where judged records go: called with each record's index in `Records`, in order.
+pub(crate) type Sink<'s, 'b> = dyn FnMut(usize, Judged<'b>) + 's;
+
+/// Parses an invocation payload, handing each record to `sink` as soon as it is judged.
+/// Fails only when the payload is not a Kinesis batch; the records already handed over
+/// then mean nothing. Strings that JSON escapes made differ from the payload are copied
+/// into `arena`.
+pub(crate) fn parse<'b>(
+    payload: &'b [u8],
+    arena: &'b Bump,
+    sink: &mut Sink<'_, 'b>,
+) -> Result<Parsed, Error> {
+    let mut collector = Collector {
+        sink,
+        arena,
+        text: String::with_capacity(estimated_records(payload) * COPIED_PER_RECORD),
+        records: 0,
+        other_source: None,
+        previous_shard: None,
     };
-    reject_other_sources(&records)?;
-    Ok(Batch { records, text })
+    let document = parse_document(payload, &mut collector)
+        .map_err(|e| Error::InvalidEvent(format!("the payload is not valid JSON: {e}")))?;
+    match document {
+        Document::NotAnObject(kind) => Err(Error::InvalidEvent(format!(
+            "expected a JSON object with a `Records` array, found {kind}"
+        ))),
+        Document::Object(Records::Absent) => Err(Error::InvalidEvent(
+            "the payload has no `Records` array; a Kinesis batch is \
+             `{\"Records\": [{\"kinesis\": {...}, ...}]}`"
+                .into(),
+        )),
+        Document::Object(Records::NotAnArray(kind)) => {
+            Err(Error::InvalidEvent(format!("`Records` is {kind}, expected an array")))
+        }
+        // Events of other sources (SQS, SNS, DynamoDB Streams, S3) also have `Records`;
+        // their records would all be malformed Kinesis records, so say what they are.
+        Document::Object(Records::List) => match collector.other_source {
+            Some((index, source)) => Err(Error::InvalidEvent(format!(
+                "record {index} comes from `{source}`, not `{KINESIS}`: this function \
+                 processes Kinesis batches"
+            ))),
+            None => Ok(Parsed { records: collector.records, text: collector.text }),
+        },
+    }
 }
 
-/// The smallest a Lambda Kinesis record's envelope gets, in bytes: the record list is
-/// sized from the payload's length with it, so that it never grows (and moves) while
+/// About how many records a payload holds, at most, for sizing what is built from them.
+pub(crate) fn estimated_records(payload: &[u8]) -> usize {
+    payload.len() / SMALLEST_RECORD
+}
+
+/// The smallest a Lambda Kinesis record's envelope gets, in bytes: lists of records are
+/// sized from the payload's length with it, so that they never grow (and move) while
 /// parsing. Capacity that stays unused is address space only; its pages are never touched.
 const SMALLEST_RECORD: usize = 400;
 
@@ -390,48 +390,76 @@ const SMALLEST_RECORD: usize = 400;
 /// number and a partition key. The text grows if records need more.
 const COPIED_PER_RECORD: usize = 80;
 
-fn parse_document(payload: &[u8]) -> Result<Document<'_>, serde_json::Error> {
-    let seed = DocumentSeed { records: payload.len() / SMALLEST_RECORD };
+fn parse_document<'b>(
+    payload: &'b [u8],
+    collector: &mut Collector<'_, '_, 'b>,
+) -> Result<Document, serde_json::Error> {
     // One UTF-8 check over the whole payload runs word by word over long ASCII stretches;
     // parsing from bytes would instead check every string it borrows, one short string at
     // a time, which was the largest single cost of parsing an envelope. A payload that is
     // not UTF-8 is parsed from bytes, for serde_json's error with its position.
     match std::str::from_utf8(payload) {
-        Ok(text) => finish(seed, serde_json::Deserializer::from_str(text)),
-        Err(_) => finish(seed, serde_json::Deserializer::from_slice(payload)),
+        Ok(text) => finish(collector, serde_json::Deserializer::from_str(text)),
+        Err(_) => finish(collector, serde_json::Deserializer::from_slice(payload)),
     }
 }
 
-fn finish<'p, R: serde_json::de::Read<'p>>(
-    seed: DocumentSeed,
+fn finish<'b, R: serde_json::de::Read<'b>>(
+    collector: &mut Collector<'_, '_, 'b>,
     mut deserializer: serde_json::Deserializer<R>,
-) -> Result<Document<'p>, serde_json::Error> {
-    let document = seed.deserialize(&mut deserializer)?;
+) -> Result<Document, serde_json::Error> {
+    let document = DocumentSeed(collector).deserialize(&mut deserializer)?;
     deserializer.end()?;
     Ok(document)
 }
 
-/// Events of other sources (SQS, SNS, DynamoDB Streams, S3) also have `Records`; their
-/// records would all be malformed Kinesis records, so say what they are instead.
-fn reject_other_sources(records: &[EventRecord<'_>]) -> Result<(), Error> {
-    let Some((index, record)) = records.iter().enumerate().find(|(_, r)| r.from_other_source)
-    else {
-        return Ok(());
-    };
-    let source = record.event_source().unwrap_or_default();
-    Err(Error::InvalidEvent(format!(
-        "record {index} comes from `{source}`, not `{KINESIS}`: this function processes \
-         Kinesis batches"
-    )))
+/// What the parse gathers while it hands records to the sink.
+struct Collector<'c, 's, 'b> {
+    sink: &'c mut Sink<'s, 'b>,
+    arena: &'b Bump,
+    /// The report's text (see [`Copied`]).
+    text: String,
+    /// Records handed over so far.
+    records: usize,
+    /// The first record from another service: its index and `eventSource`.
+    other_source: Option<(usize, String)>,
+    /// The previous valid record's shard id.
+    previous_shard: Option<&'b str>,
+}
+
+impl<'b> Collector<'_, '_, 'b> {
+    /// Judges a parsed record and hands it over.
+    fn take<'p: 'b>(&mut self, record: &EventRecord<'p>) {
+        let index = self.records;
+        self.records += 1;
+        if self.other_source.is_none() && record.comes_from_another_service() {
+            let source = record.event_source.as_str().unwrap_or_default().to_owned();
+            self.other_source = Some((index, source));
+        }
+        let mut judged = record.judge(self.arena, &mut self.text);
+        if let Judged::Valid(checked) = &mut judged {
+            self.share_shard_id(&mut checked.shard_id);
+        }
+        (self.sink)(index, judged);
+    }
+
+    /// Points a record's shard id at the previous record's when they are equal, as they
+    /// are for every record of a batch from one shard: the report then stores it once by
+    /// recognizing the same slice, without reading the text again (see `report::Repeated`).
+    fn share_shard_id(&mut self, shard_id: &mut &'b str) {
+        match self.previous_shard {
+            Some(previous) if previous == *shard_id => *shard_id = previous,
+            _ => self.previous_shard = Some(*shard_id),
+        }
+    }
 }
 
 // ---- serde plumbing: a single pass over the payload, borrowing strings -------------------
 
-enum Document<'p> {
+enum Document {
     NotAnObject(&'static str),
-    /// An object whose `Records` member is absent or not an array.
-    Object(Field<'p>),
-    Records(Vec<EventRecord<'p>>, String),
+    /// An object, and what its `Records` member is.
+    Object(Records),
 }
 
 /// Maps an object key to one of a fixed set of names, without allocating.
@@ -568,22 +596,20 @@ macro_rules! scalars_as {
     };
 }
 
-/// Deserializes a [`Document`], sizing its record list for about `records` records.
-struct DocumentSeed {
-    records: usize,
-}
+/// Deserializes a [`Document`], handing its records to the collector.
+struct DocumentSeed<'r, 'c, 's, 'b>(&'r mut Collector<'c, 's, 'b>);
 
-impl<'de> DeserializeSeed<'de> for DocumentSeed {
-    type Value = Document<'de>;
+impl<'de: 'b, 'b> DeserializeSeed<'de> for DocumentSeed<'_, '_, '_, 'b> {
+    type Value = Document;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Document<'de>, D::Error> {
-        struct DocumentVisitor(usize);
-        impl<'de> Visitor<'de> for DocumentVisitor {
-            type Value = Document<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Document, D::Error> {
+        struct DocumentVisitor<'r, 'c, 's, 'b>(&'r mut Collector<'c, 's, 'b>);
+        impl<'de: 'b, 'b> Visitor<'de> for DocumentVisitor<'_, '_, '_, 'b> {
+            type Value = Document;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a Kinesis event")
             }
-            scalars_as!(Document<'de>, |kind| Document::NotAnObject(kind));
+            scalars_as!(Document, |kind| Document::NotAnObject(kind));
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
                 drain_seq(seq)?;
                 Ok(Document::NotAnObject("an array"))
@@ -593,71 +619,63 @@ impl<'de> DeserializeSeed<'de> for DocumentSeed {
                 while let Some(Key(key)) = map.next_key::<Key<DocumentKey>>()? {
                     match key {
                         DocumentKey::Records => {
-                            records = map.next_value_seed(RecordsSeed(self.0))?
+                            records = map.next_value_seed(RecordsSeed(&mut *self.0))?
                         }
                         DocumentKey::Other => {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
                 }
-                Ok(match records {
-                    Records::Absent => Document::Object(Field::Absent),
-                    Records::NotAnArray(kind) => Document::Object(Field::Other(kind)),
-                    Records::List(list, text) => Document::Records(list, text),
-                })
+                Ok(Document::Object(records))
             }
         }
-        deserializer.deserialize_any(DocumentVisitor(self.records))
+        deserializer.deserialize_any(DocumentVisitor(self.0))
     }
 }
 
-enum Records<'p> {
+/// What the `Records` member of the payload is.
+enum Records {
     Absent,
     NotAnArray(&'static str),
-    List(Vec<EventRecord<'p>>, String),
+    /// An array, whose records went to the collector.
+    List,
 }
 
-/// Deserializes [`Records`] into a list with room for the given number of records.
-struct RecordsSeed(usize);
+/// Deserializes [`Records`], handing each record to the collector.
+struct RecordsSeed<'r, 'c, 's, 'b>(&'r mut Collector<'c, 's, 'b>);
 
-impl<'de> DeserializeSeed<'de> for RecordsSeed {
-    type Value = Records<'de>;
+impl<'de: 'b, 'b> DeserializeSeed<'de> for RecordsSeed<'_, '_, '_, 'b> {
+    type Value = Records;
 
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Records<'de>, D::Error> {
-        struct RecordsVisitor(usize);
-        impl<'de> Visitor<'de> for RecordsVisitor {
-            type Value = Records<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Records, D::Error> {
+        struct RecordsVisitor<'r, 'c, 's, 'b>(&'r mut Collector<'c, 's, 'b>);
+        impl<'de: 'b, 'b> Visitor<'de> for RecordsVisitor<'_, '_, '_, 'b> {
+            type Value = Records;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("an array of records")
             }
-            scalars_as!(Records<'de>, |kind| Records::NotAnArray(kind));
+            scalars_as!(Records, |kind| Records::NotAnArray(kind));
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
                 drain_map(map)?;
                 Ok(Records::NotAnArray("an object"))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-                let records = seq.size_hint().unwrap_or(self.0);
-                let mut list = Vec::with_capacity(records);
-                let mut text = String::with_capacity(records * COPIED_PER_RECORD);
-                while seq
-                    .next_element_seed(RecordInto { list: &mut list, text: &mut text })?
-                    .is_some()
-                {}
-                Ok(Records::List(list, text))
+                // One record is parsed at a time, into the same place, while still in cache.
+                let mut scratch = EventRecord::default();
+                while seq.next_element_seed(RecordInto(&mut scratch))?.is_some() {
+                    self.0.take(&scratch);
+                }
+                Ok(Records::List)
             }
         }
         deserializer.deserialize_any(RecordsVisitor(self.0))
     }
 }
 
-/// Deserializes one record straight into the end of the record list. Records are built
-/// where they stay: returned by value instead, each (a few hundred bytes) was copied
-/// through every layer of the deserializer, 7% of the time on a batch of small records.
-struct RecordInto<'l, 'p> {
-    list: &'l mut Vec<EventRecord<'p>>,
-    /// The report's text, where [`EventRecord::judge`] copies what the report needs.
-    text: &'l mut String,
-}
+/// Deserializes one record in place, over whatever the previous one left. Returned by
+/// value instead, each record (a few hundred bytes) was copied through every layer of the
+/// deserializer: 7% of the time on a batch of small records.
+struct RecordInto<'r, 'p>(&'r mut EventRecord<'p>);
 
 impl<'de> DeserializeSeed<'de> for RecordInto<'_, 'de> {
     type Value = ();
@@ -669,10 +687,10 @@ impl<'de> DeserializeSeed<'de> for RecordInto<'_, 'de> {
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a Kinesis record")
             }
-            scalars_as!((), |this, kind| *this.0 = EventRecord::not_an_object(kind));
+            scalars_as!((), |this, kind| this.0.not_an_object = Some(kind));
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(), A::Error> {
                 drain_seq(seq)?;
-                *self.0 = EventRecord::not_an_object("an array");
+                self.0.not_an_object = Some("an array");
                 Ok(())
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -693,15 +711,8 @@ impl<'de> DeserializeSeed<'de> for RecordInto<'_, 'de> {
                 Ok(())
             }
         }
-        let RecordInto { list, text } = self;
-        list.push(EventRecord::default());
-        let record = list.last_mut().expect("just pushed");
-        deserializer.deserialize_any(RecordVisitor(record))?;
-        record.judge(text);
-        if let [.., previous, record] = &mut list[..] {
-            record.share_shard_id(previous);
-        }
-        Ok(())
+        *self.0 = EventRecord::default();
+        deserializer.deserialize_any(RecordVisitor(self.0))
     }
 }
 
@@ -811,25 +822,53 @@ mod tests {
 
     const GOOD: &str = r#"{"sequenceNumber":"1","partitionKey":"k","data":"aGk=","approximateArrivalTimestamp":1607497475.5}"#;
 
+    /// Parses a payload, keeping every record the sink is handed, in order.
+    fn parse_all<'b>(
+        payload: &'b [u8],
+        arena: &'b Bump,
+    ) -> Result<(Parsed, Vec<Judged<'b>>), Error> {
+        let mut records = Vec::new();
+        let parsed = parse(payload, arena, &mut |index, record| {
+            assert_eq!(index, records.len(), "records are handed over in order");
+            records.push(record);
+        })?;
+        assert_eq!(parsed.records, records.len());
+        Ok((parsed, records))
+    }
+
+    fn valid<'r, 'b>(record: &'r Judged<'b>) -> &'r CheckedRecord<'b> {
+        match record {
+            Judged::Valid(checked) => checked,
+            Judged::Broken(broken) => panic!("a broken record: {}", broken.problem),
+        }
+    }
+
+    fn broken<'r, 'b>(record: &'r Judged<'b>) -> &'r BrokenRecord<'b> {
+        match record {
+            Judged::Broken(broken) => broken,
+            Judged::Valid(checked) => panic!("a valid record: {checked:?}"),
+        }
+    }
+
     #[test]
     fn a_good_record_checks_out_with_every_field() {
-        let payload = record(GOOD);
-        let batch = parse(payload.as_bytes()).unwrap();
-        let checked = batch.records[0].check().unwrap();
+        let (payload, arena) = (record(GOOD), Bump::new());
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        let checked = valid(&records[0]);
         assert_eq!(checked.sequence_number, "1");
         assert_eq!(checked.partition_key, "k");
         assert_eq!(checked.data, "aGk=");
         assert_eq!(checked.shard_id, "shardId-000000000006");
         assert_eq!(checked.explicit_hash_key, None);
         assert_eq!(checked.event_source_arn, "arn:aws:kinesis:us-east-1:1:stream/s");
+        assert!(!checked.may_be_aggregate);
     }
 
     #[test]
     fn fractional_arrival_seconds_are_milliseconds() {
-        let payload = record(GOOD);
-        let batch = parse(payload.as_bytes()).unwrap();
-        let arrival = batch.records[0].check().unwrap().approximate_arrival;
-        let since = arrival.duration_since(UNIX_EPOCH).unwrap();
+        let (payload, arena) = (record(GOOD), Bump::new());
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        let since = valid(&records[0]).approximate_arrival.duration_since(UNIX_EPOCH).unwrap();
         assert_eq!(since, Duration::from_millis(1_607_497_475_500));
     }
 
@@ -838,9 +877,19 @@ mod tests {
         let payload = record(
             r#"{"sequenceNumber":"1","partitionKey":"a\/b","data":"aGk=","approximateArrivalTimestamp":1}"#,
         );
-        let batch = parse(payload.as_bytes()).unwrap();
-        assert!(matches!(batch.records[0].kinesis.data, Field::Str(Cow::Borrowed(_))));
-        assert_eq!(batch.records[0].check().unwrap().partition_key, "a/b");
+        let arena = Bump::new();
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        let checked = valid(&records[0]);
+        let in_payload = |text: &str| payload.as_bytes().as_ptr_range().contains(&text.as_ptr());
+        assert!(in_payload(checked.data) && in_payload(checked.shard_id));
+        assert_eq!(checked.partition_key, "a/b");
+        assert!(!in_payload(checked.partition_key), "the unescaped key is in the arena");
+        assert!(arena.allocated_bytes() > 0);
+
+        // Nothing is copied when nothing is escaped.
+        let (payload, arena) = (record(GOOD), Bump::new());
+        parse_all(payload.as_bytes(), &arena).unwrap();
+        assert_eq!(arena.allocated_bytes(), 0);
     }
 
     #[test]
@@ -886,29 +935,84 @@ mod tests {
             ("null", "`kinesis` is null"),
         ];
         for (kinesis, expected) in cases {
-            let payload = record(kinesis);
-            let batch = parse(payload.as_bytes()).expect(kinesis);
-            let problem = batch.records[0].check().expect_err(kinesis);
+            let (payload, arena) = (record(kinesis), Bump::new());
+            let (_, records) = parse_all(payload.as_bytes(), &arena).expect(kinesis);
+            let problem = &broken(&records[0]).problem;
             assert!(problem.contains(expected), "{kinesis}: {problem}");
         }
+    }
+
+    #[test]
+    fn an_event_id_that_names_no_shard_fails_its_record() {
+        for (event_id, expected) in [
+            (r#""eventID":"shardId-000000000006:1","#, "`eventID` is missing"),
+            (r#""eventID":7,"#, "`eventID` is a number, expected a string"),
+            (r#""eventID":"no-colon","#, "`eventID` \"no-colon\" does not name a shard"),
+            (r#""eventID":":1","#, "`eventID` \":1\" does not name a shard"),
+        ] {
+            let payload = record(GOOD).replace(r#""eventID":"shardId-000000000006:1","#, "");
+            let payload = match expected {
+                "`eventID` is missing" => payload,
+                _ => payload.replace(r#""eventSource""#, &format!(r#"{event_id}"eventSource""#)),
+            };
+            let arena = Bump::new();
+            let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+            let problem = &broken(&records[0]).problem;
+            assert!(problem.contains(expected), "{event_id}: {problem}");
+        }
+    }
+
+    #[test]
+    fn a_broken_record_keeps_each_usable_field() {
+        let kinesis = r#"{"sequenceNumber":"12","partitionKey":"\u006b","data":"aGk=","approximateArrivalTimestamp":1,"encryptionType":"ROT13"}"#;
+        let (payload, arena) = (record(kinesis), Bump::new());
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        let kept = broken(&records[0]);
+        assert!(kept.problem.contains("encryptionType"), "{}", kept.problem);
+        assert_eq!(kept.sequence_number, Some("12"));
+        assert_eq!(kept.partition_key, Some("k"));
+        assert_eq!(kept.data, Some("aGk="));
+        assert_eq!(kept.shard_id, Some("shardId-000000000006"));
+        assert_eq!(kept.approximate_arrival, Some(UNIX_EPOCH + Duration::from_secs(1)));
+
+        // A sequence number that is not one is not kept: it must not name a checkpoint.
+        let (payload, arena) = (record(&kinesis.replace("\"12\"", "\"1x\"")), Bump::new());
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        assert_eq!(broken(&records[0]).sequence_number, None);
     }
 
     #[test]
     fn kms_and_none_encryption_types_are_accepted() {
         for kind in ["\"NONE\"", "\"KMS\"", "null"] {
             let kinesis = GOOD.replace('}', &format!(",\"encryptionType\":{kind}}}"));
-            let payload = record(&kinesis);
-            assert!(parse(payload.as_bytes()).unwrap().records[0].check().is_ok(), "{kind}");
+            let (payload, arena) = (record(&kinesis), Bump::new());
+            let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+            valid(&records[0]);
         }
     }
 
     #[test]
     fn a_record_that_is_not_an_object_fails_alone() {
         let payload = format!(r#"{{"Records":[7,{}]}}"#, &record(GOOD)[12..record(GOOD).len() - 2]);
-        let batch = parse(payload.as_bytes()).unwrap();
-        assert_eq!(batch.records.len(), 2);
-        assert!(batch.records[0].check().unwrap_err().contains("is a number"));
-        assert!(batch.records[1].check().is_ok());
+        let arena = Bump::new();
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        assert_eq!(records.len(), 2);
+        assert!(broken(&records[0]).problem.contains("is a number"));
+        valid(&records[1]);
+    }
+
+    #[test]
+    fn a_record_after_one_that_is_not_an_object_starts_afresh() {
+        // The scratch record is reused: nothing of the element before may leak into it.
+        let one = &record(GOOD)[12..record(GOOD).len() - 2];
+        let payload = format!(r#"{{"Records":[{one},[1],{{"kinesis":{{}}}}]}}"#);
+        let arena = Bump::new();
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        valid(&records[0]);
+        assert_eq!(broken(&records[1]).problem, "the record is an array, expected an object");
+        let last = broken(&records[2]);
+        assert_eq!(last.problem, "`kinesis.sequenceNumber` is missing");
+        assert_eq!((last.partition_key, last.shard_id, last.event_source_arn), (None, None, None));
     }
 
     #[test]
@@ -918,11 +1022,16 @@ mod tests {
             (b"[1,2]", "found an array"),
             (b"{}", "no `Records` array"),
             (b"{\"Records\":{}}", "`Records` is an object"),
-            (b"{\"Records\":[{\"eventSource\":\"aws:sqs\",\"body\":\"x\"}]}", "`aws:sqs`"),
+            (
+                b"{\"Records\":[{\"eventSource\":\"aws:sqs\",\"body\":\"x\"}]}",
+                "record 0 comes from `aws:sqs`",
+            ),
             (b"{\"Records\":[{\"EventSource\":\"aws:sns\"}]}", "`aws:sns`"),
+            (b"{\"Records\":[{},{\"eventSource\":\"aws:s3\"}]}", "record 1 comes from `aws:s3`"),
+            (b"{\"Records\":[{}]} x", "not valid JSON"),
         ];
         for (payload, expected) in cases {
-            let err = parse(payload).err().expect("an error");
+            let err = parse_all(payload, &Bump::new()).err().expect("an error");
             assert!(matches!(err, Error::InvalidEvent(_)));
             assert!(err.to_string().contains(expected), "{err}");
         }
@@ -933,7 +1042,7 @@ mod tests {
         let mut payload = record(GOOD).into_bytes();
         let at = payload.iter().position(|b| *b == b'k').unwrap();
         payload[at] = 0xff;
-        let err = parse(&payload).err().expect("an error");
+        let err = parse_all(&payload, &Bump::new()).err().expect("an error");
         assert!(matches!(err, Error::InvalidEvent(_)));
         assert!(err.to_string().contains("not valid JSON") && err.to_string().contains("line 1"));
     }
@@ -941,79 +1050,83 @@ mod tests {
     #[test]
     fn escaped_strings_are_unescaped_when_parsed_from_text() {
         let payload = record(
-            r#"{"sequenceNumber":"1","partitionKey":"été","data":"aGk=","approximateArrivalTimestamp":1}"#,
+            r#"{"sequenceNumber":"1","partitionKey":"\u00e9t\u00e9","data":"aGk=","approximateArrivalTimestamp":1}"#,
         );
-        let batch = parse(payload.as_bytes()).unwrap();
-        assert_eq!(batch.records[0].check().unwrap().partition_key, "été");
+        let arena = Bump::new();
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        assert_eq!(valid(&records[0]).partition_key, "été");
     }
 
     #[test]
     fn an_escaped_event_id_still_names_its_shard() {
         let payload = record(GOOD).replace("shardId-", "shardId\\u002d");
         assert!(payload.contains("\\u002d"));
-        let batch = parse(payload.as_bytes()).unwrap();
-        assert_eq!(batch.records[0].check().unwrap().shard_id, "shardId-000000000006");
+        let arena = Bump::new();
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        assert_eq!(valid(&records[0]).shard_id, "shardId-000000000006");
     }
 
     #[test]
-    fn the_verdict_reached_while_parsing_is_what_the_fields_say() {
+    fn what_is_copied_for_the_report_is_each_valid_records_text() {
         let escaped = GOOD.replace("\"k\"", "\"\\u006b\"");
-        let broken = GOOD.replace("\"1\"", "\"x\"");
-        for kinesis in [GOOD, &escaped, &broken, "7"] {
-            let payload = record(kinesis);
-            let batch = parse(payload.as_bytes()).unwrap();
-            let record = &batch.records[0];
-            assert!(!matches!(record.verdict, Verdict::Unjudged), "{kinesis}");
-            let mut judged = record.check();
-            if let Ok(checked) = &mut judged {
-                // What was copied for the report is the fields' text.
-                let copied = std::mem::take(&mut checked.copied);
-                assert_eq!(
-                    copied.sequence_number.unwrap().of(&batch.text),
-                    checked.sequence_number
-                );
-                assert_eq!(copied.partition_key.unwrap().of(&batch.text), checked.partition_key);
-            }
-            assert_eq!(format!("{judged:?}"), format!("{:?}", record.check_fields()), "{kinesis}");
+        let one = |kinesis: &str| record(kinesis)[12..record(kinesis).len() - 2].to_owned();
+        let payload = format!(r#"{{"Records":[{},{},{}]}}"#, one(GOOD), one("7"), one(&escaped));
+        let arena = Bump::new();
+        let (parsed, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        for index in [0, 2] {
+            let checked = valid(&records[index]);
+            let copied = checked.copied;
+            assert_eq!(copied.sequence_number.unwrap().of(&parsed.text), checked.sequence_number);
+            assert_eq!(copied.partition_key.unwrap().of(&parsed.text), "k");
         }
+        broken(&records[1]);
     }
 
     #[test]
-    fn aggregates_are_spotted_by_their_base64_magic_even_in_broken_records() {
+    fn aggregates_are_spotted_by_their_base64_magic() {
         let aggregate = GOOD.replace("aGk=", "84mawgo=");
-        let broken_aggregate = aggregate.replace("\"1\"", "\"x\"");
-        for (kinesis, expected) in [(GOOD, false), (&*aggregate, true), (&broken_aggregate, true)] {
-            let payload = record(kinesis);
-            assert_eq!(parse(payload.as_bytes()).unwrap().records[0].may_be_aggregate(), expected);
+        for (kinesis, expected) in [(GOOD, false), (&*aggregate, true)] {
+            let (payload, arena) = (record(kinesis), Bump::new());
+            let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+            assert_eq!(valid(&records[0]).may_be_aggregate, expected);
         }
     }
 
     #[test]
     fn a_repeated_kinesis_member_replaces_the_earlier_one_whole() {
         let kinesis = format!(r#"{GOOD},"kinesis":{{"partitionKey":"later"}}"#);
-        let payload = record(&kinesis);
-        let batch = parse(payload.as_bytes()).unwrap();
-        let problem = batch.records[0].check().unwrap_err();
-        assert_eq!(problem, "`kinesis.sequenceNumber` is missing");
-        assert_eq!(batch.records[0].partition_key(), Some("later"));
+        let (payload, arena) = (record(&kinesis), Bump::new());
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        let last = broken(&records[0]);
+        assert_eq!(last.problem, "`kinesis.sequenceNumber` is missing");
+        assert_eq!(last.partition_key, Some("later"));
     }
 
     #[test]
     fn records_of_one_shard_share_one_shard_id_slice() {
         let one = &record(GOOD)[12..record(GOOD).len() - 2];
         let other = one.replace("shardId-000000000006", "shardId-000000000007");
-        let payload = format!(r#"{{"Records":[{one},{one},{other}]}}"#);
-        let batch = parse(payload.as_bytes()).unwrap();
-        let shards: Vec<&str> = batch.records.iter().map(|r| r.check().unwrap().shard_id).collect();
+        let payload = format!(r#"{{"Records":[{one},{one},{other},{one}]}}"#);
+        let arena = Bump::new();
+        let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        let shards: Vec<&str> = records.iter().map(|r| valid(r).shard_id).collect();
         assert_eq!(
             shards,
-            ["shardId-000000000006", "shardId-000000000006", "shardId-000000000007"]
+            [
+                "shardId-000000000006",
+                "shardId-000000000006",
+                "shardId-000000000007",
+                "shardId-000000000006"
+            ]
         );
         assert!(std::ptr::eq(shards[0], shards[1]), "equal shard ids are one slice");
     }
 
     #[test]
     fn an_empty_records_array_is_an_empty_batch() {
-        assert!(parse(b"{\"Records\":[]}").unwrap().records.is_empty());
+        let arena = Bump::new();
+        let (parsed, records) = parse_all(b"{\"Records\":[]}", &arena).unwrap();
+        assert!(records.is_empty());
+        assert_eq!(parsed.records, 0);
     }
 }

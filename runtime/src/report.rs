@@ -2,7 +2,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use aws_lambda_events::event::streams::KinesisEventResponse;
 
@@ -11,7 +11,6 @@ use crate::engine::units::Unit;
 use crate::engine::Context;
 use crate::engine::Ledger;
 use crate::error::Error;
-use crate::event::Batch;
 use crate::sequence;
 
 /// The result of processing one invocation: the response that goes back to Lambda, and
@@ -260,10 +259,11 @@ fn reason_index(reason: DeadLetterReason) -> usize {
 }
 
 impl BatchReport {
-    /// Builds the report from the ledger at the end of an invocation.
+    /// Builds the report from the ledger at the end of an invocation of `records` Kinesis
+    /// records.
     /// `text` holds what the parser copied (see [`Copied`]).
     pub(crate) fn new(
-        batch: &Batch<'_>,
+        records: usize,
         text: String,
         units: &[Unit<'_>],
         ledger: Ledger<'_, '_>,
@@ -279,14 +279,21 @@ impl BatchReport {
         let mut text = Arena::new(text);
         let mut rows = Vec::with_capacity(units.len());
         let mut summary = BatchSummary {
-            records: batch.records.len(),
+            records,
             user_records: units.len(),
             retried_attempts: ledger.retried_attempts,
             duration,
             ..BatchSummary::default()
         };
+        // The oldest record's age is the iterator age; found in the same pass as the rows,
+        // which reads every unit once.
+        let mut oldest_arrival: Option<SystemTime> = None;
         for (index, (unit, outcome)) in units.iter().zip(&outcomes).enumerate() {
             summary.count(*outcome, ledger.reason(index));
+            if unit.problem.is_none() {
+                let arrival = unit.meta.approximate_arrival;
+                oldest_arrival = Some(oldest_arrival.map_or(arrival, |oldest| oldest.min(arrival)));
+            }
             let redelivered = match (checkpoint, unit.checkpoint) {
                 (Some(at), Some(own)) => sequence::compare(own, at) != Ordering::Less,
                 _ => false,
@@ -314,11 +321,8 @@ impl BatchReport {
             .iter()
             .find(|unit| !unit.meta.shard_id.is_empty())
             .map(|unit| unit.meta.shard_id.to_owned());
-        summary.iterator_age = units
-            .iter()
-            .filter(|unit| unit.problem.is_none())
-            .map(|unit| unit.age_at(cx.started))
-            .max();
+        summary.iterator_age =
+            oldest_arrival.map(|arrival| cx.started.duration_since(arrival).unwrap_or_default());
         Ok(BatchReport { response, rows, text: text.text, summary })
     }
 
@@ -426,7 +430,7 @@ fn checkpoint<'u>(units: &[Unit<'u>], outcomes: &[Outcome]) -> Result<Option<&'u
             return Err(Error::Uncheckpointable(format!(
                 "record {} ({}) is {outcome} and has no valid sequence number to report",
                 unit.record,
-                unit.problem.as_deref().unwrap_or("no problem recorded"),
+                unit.problem.unwrap_or("no problem recorded"),
             )));
         };
         if lowest.is_none_or(|low| sequence::compare(sequence_number, low) == Ordering::Less) {

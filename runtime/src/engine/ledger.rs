@@ -105,8 +105,8 @@ impl<'u, 'c> Ledger<'u, 'c> {
     /// undecodable. Returns `false` when the unit is ready to run.
     pub fn settle_before_start(&mut self, unit: u32, started: SystemTime) -> bool {
         let u = &self.units[unit as usize];
-        if let Some(problem) = &u.problem {
-            self.letter(unit, DeadLetterReason::DecodeError, problem.clone(), false);
+        if let Some(problem) = u.problem {
+            self.letter(unit, DeadLetterReason::DecodeError, problem.to_owned(), false);
             return true;
         }
         if let Some(max_age) = self.cx.settings.max_record_age {

@@ -1,10 +1,10 @@
 //! The engine: one invocation, from payload bytes to a [`BatchReport`].
 //!
-//! Parsing ([`crate::event`]) yields the records; [`units`] expands them into work units
-//! (de-aggregating KPL records); the [`ledger`] decides what becomes of each unit; the
-//! driver below runs units concurrently up to the configured limit in one task (no task
-//! per record, no allocation per record once the slots exist), sends dead letters as they
-//! accumulate, and enforces the deadline.
+//! Parsing ([`crate::event`]) hands over the records one by one, and [`units`] makes each a
+//! work unit (de-aggregating KPL records afterwards); the [`ledger`] decides what becomes of
+//! each unit; the driver below runs units concurrently up to the configured limit in one
+//! task (no task per record, no allocation per record once the slots exist), sends dead
+//! letters as they accumulate, and enforces the deadline.
 
 mod attempt;
 mod ledger;
@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::SystemTime;
 
+use bumpalo::Bump;
 use tokio::time::{sleep_until, Instant};
 
 use crate::dead_letter::{ErasedSink, SendFuture};
@@ -47,14 +48,17 @@ pub(crate) async fn process_batch<H: Handler>(
     cx: &Context<'_>,
 ) -> Result<BatchReport, Error> {
     let clock = Instant::now();
-    let mut batch = event::parse(payload)?;
-    let copied_text = std::mem::take(&mut batch.text);
-    let aggregates = units::decode_aggregates(&batch);
-    let units = units::expand(&batch, &aggregates);
-    describe_batch(batch.records.len(), &units);
+    // Text of the batch that is not in the payload: strings that JSON escapes made differ
+    // from it, and why broken records are broken. Usually it stays empty.
+    let arena = Bump::new();
+    let mut builder = units::Builder::for_payload(payload, &arena);
+    let parsed = event::parse(payload, &arena, &mut |index, record| builder.push(index, record))?;
+    let mut aggregates = Vec::new();
+    let units = builder.finish(&mut aggregates);
+    describe_batch(parsed.records, &units);
     let mut ledger = Ledger::new(&units, cx);
     drive(handler, state, &units, &mut ledger, cx).await;
-    BatchReport::new(&batch, copied_text, &units, ledger, cx, clock.elapsed())
+    BatchReport::new(parsed.records, parsed.text, &units, ledger, cx, clock.elapsed())
 }
 
 /// Fills in the invocation span's fields, now that the batch is known.

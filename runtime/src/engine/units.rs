@@ -8,10 +8,11 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
+use bumpalo::Bump;
 
 use crate::aggregation::{self, Deaggregated, UserRecord};
 use crate::base64_data;
-use crate::event::{Batch, CheckedRecord, EventRecord};
+use crate::event::{BrokenRecord, CheckedRecord, Judged};
 use crate::meta::RecordMeta;
 use crate::report::Copied;
 
@@ -21,8 +22,10 @@ pub(crate) struct Unit<'b> {
     pub record: usize,
     pub meta: RecordMeta<'b>,
     pub data: Data<'b>,
-    /// Why the unit cannot be processed, when its envelope is broken.
-    pub problem: Option<String>,
+    /// Why the unit cannot be processed, when its envelope is broken. Kept in the batch's
+    /// arena, so that a unit owns nothing: the list of units is freed without visiting
+    /// each one again (a pass over cold memory that perf showed at the end of every batch).
+    pub problem: Option<&'b str>,
     /// The sequence number that names it in a response; `None` when it has no valid one.
     pub checkpoint: Option<&'b str>,
     /// Its strings that the parser already copied for the report.
@@ -64,65 +67,105 @@ impl<'b> Data<'b> {
     }
 }
 
-/// The decoded data of every record that may be a KPL aggregate, by record index. User
-/// records borrow from these bytes, so they are decoded before any unit is built and live
-/// as long as the batch.
-pub(crate) fn decode_aggregates(batch: &Batch<'_>) -> Vec<(usize, Vec<u8>)> {
-    let mut decoded = Vec::new();
-    for (index, record) in batch.records.iter().enumerate() {
-        // Only data that starts as the base64 of the magic bytes can be an aggregate.
-        let Some(text) = record.data().filter(|_| record.may_be_aggregate()) else {
-            continue;
+/// Builds the units of a batch from its records as the parser hands them over
+/// ([`crate::event::parse`]): one unit per record, aggregates expanded afterwards.
+pub(crate) struct Builder<'b> {
+    units: Vec<Unit<'b>>,
+    /// Where the text of problems goes.
+    arena: &'b Bump,
+    /// Units whose data may be a KPL aggregate, by position.
+    maybe_aggregates: Vec<usize>,
+}
+
+impl<'b> Builder<'b> {
+    /// A builder with room for every record `payload` may hold, keeping text in `arena`.
+    pub fn for_payload(payload: &[u8], arena: &'b Bump) -> Self {
+        Builder {
+            units: Vec::with_capacity(crate::event::estimated_records(payload)),
+            arena,
+            maybe_aggregates: Vec::new(),
+        }
+    }
+
+    /// Adds the unit of the record at `index`.
+    pub fn push(&mut self, index: usize, record: Judged<'b>) {
+        let unit = match record {
+            Judged::Valid(checked) => {
+                if checked.may_be_aggregate {
+                    self.maybe_aggregates.push(self.units.len());
+                }
+                plain_unit(index, &checked)
+            }
+            Judged::Broken(broken) => broken_unit(index, broken, self.arena),
         };
-        if let Ok(bytes) = base64_data::decode(text.as_bytes()) {
-            if aggregation::has_magic(&bytes) {
-                decoded.push((index, bytes));
+        self.units.push(unit);
+    }
+
+    /// The units, KPL aggregates expanded into their user records. The user records borrow
+    /// from `decoded`, which [`Builder::decode_aggregates`] fills.
+    pub fn finish<'d>(self, decoded: &'d mut Vec<(usize, Vec<u8>)>) -> Vec<Unit<'d>>
+    where
+        'b: 'd,
+    {
+        self.decode_aggregates(decoded);
+        if decoded.is_empty() {
+            return self.units;
+        }
+        expand(self.units, decoded, self.arena)
+    }
+
+    /// Decodes the data of every unit that may be a KPL aggregate, keeping what is one, by
+    /// unit position.
+    fn decode_aggregates(&self, decoded: &mut Vec<(usize, Vec<u8>)>) {
+        for &at in &self.maybe_aggregates {
+            let Data::Base64(text) = self.units[at].data else { continue };
+            if let Ok(bytes) = base64_data::decode(text.as_bytes()) {
+                if aggregation::has_magic(&bytes) {
+                    decoded.push((at, bytes));
+                }
             }
         }
     }
-    decoded
 }
 
-/// The units of a batch, in stream order; `decoded` is from [`decode_aggregates`].
-pub(crate) fn expand<'b>(batch: &'b Batch<'_>, decoded: &'b [(usize, Vec<u8>)]) -> Vec<Unit<'b>> {
-    let mut units = Vec::with_capacity(batch.records.len());
+/// The units with each aggregate of `decoded` (by position) replaced by its user records.
+fn expand<'d>(
+    units: Vec<Unit<'d>>,
+    decoded: &'d [(usize, Vec<u8>)],
+    arena: &'d Bump,
+) -> Vec<Unit<'d>> {
+    let mut expanded = Vec::with_capacity(units.len());
     let mut aggregates = decoded.iter().peekable();
-    for (index, record) in batch.records.iter().enumerate() {
-        let bytes = aggregates.next_if(|(at, _)| *at == index).map(|(_, bytes)| bytes.as_slice());
-        let checked = match record.check() {
-            Ok(checked) => checked,
-            Err(problem) => {
-                units.push(broken_unit(index, record, problem));
-                continue;
-            }
-        };
-        let Some(bytes) = bytes else {
-            units.push(plain_unit(index, &checked, Data::Base64(checked.data)));
+    for (at, mut unit) in units.into_iter().enumerate() {
+        let Some((_, bytes)) = aggregates.next_if(|(position, _)| *position == at) else {
+            expanded.push(unit);
             continue;
         };
         match aggregation::deaggregate(bytes) {
-            Ok(Deaggregated::Plain) => units.push(plain_unit(index, &checked, Data::Raw(bytes))),
+            Ok(Deaggregated::Plain) => {
+                unit.data = Data::Raw(bytes);
+                expanded.push(unit);
+            }
             Ok(Deaggregated::Aggregate(users)) => {
-                units.extend(
+                expanded.extend(
                     users
                         .into_iter()
                         .enumerate()
-                        .map(|(sub, user)| user_record_unit(index, &checked, sub as u64, user)),
+                        .map(|(sub, user)| user_record_unit(&unit, sub as u64, user)),
                 );
             }
             Err(broken) => {
                 // Dead-lettered whole, with the record's data as it came.
-                let mut unit = plain_unit(index, &checked, Data::Base64(checked.data));
-                unit.problem = Some(broken.to_string());
-                units.push(unit);
+                unit.problem = Some(arena.alloc_str(&broken.to_string()));
+                expanded.push(unit);
             }
         }
     }
-    units
+    expanded
 }
 
 /// A record processed as it is.
-fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>, data: Data<'b>) -> Unit<'b> {
+fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>) -> Unit<'b> {
     Unit {
         record: index,
         meta: RecordMeta {
@@ -135,7 +178,7 @@ fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>, data: Data<'b>) -> 
             approximate_arrival: checked.approximate_arrival,
             aggregated: false,
         },
-        data,
+        data: Data::Base64(checked.data),
         problem: None,
         checkpoint: Some(checked.sequence_number),
         copied: checked.copied,
@@ -144,53 +187,44 @@ fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>, data: Data<'b>) -> 
 
 /// A user record of an aggregate: its own keys, its parent's sequence number.
 fn user_record_unit<'b>(
-    index: usize,
-    parent: &CheckedRecord<'b>,
+    parent: &Unit<'b>,
     sub_sequence_number: u64,
     user: UserRecord<'b>,
 ) -> Unit<'b> {
     Unit {
-        record: index,
+        record: parent.record,
         meta: RecordMeta {
-            sequence_number: parent.sequence_number,
             sub_sequence_number: Some(sub_sequence_number),
             partition_key: user.partition_key,
             explicit_hash_key: user.explicit_hash_key,
-            shard_id: parent.shard_id,
-            event_source_arn: parent.event_source_arn,
-            approximate_arrival: parent.approximate_arrival,
             aggregated: true,
+            ..parent.meta.clone()
         },
         data: Data::Raw(user.data),
         problem: None,
-        checkpoint: Some(parent.sequence_number),
+        checkpoint: parent.checkpoint,
         // Its own partition key was not in the envelope; the sequence number is the parent's.
         copied: Copied { partition_key: None, ..parent.copied },
     }
 }
 
 /// A unit for a record that cannot be processed: whatever its envelope says, and why.
-pub(crate) fn broken_unit<'b>(
-    index: usize,
-    record: &'b EventRecord<'_>,
-    problem: String,
-) -> Unit<'b> {
-    let checkpoint = record.sequence_number();
+fn broken_unit<'b>(index: usize, record: BrokenRecord<'b>, arena: &'b Bump) -> Unit<'b> {
     Unit {
         record: index,
         meta: RecordMeta {
-            sequence_number: checkpoint.unwrap_or(""),
+            sequence_number: record.sequence_number.unwrap_or(""),
             sub_sequence_number: None,
-            partition_key: record.partition_key().unwrap_or(""),
-            explicit_hash_key: record.explicit_hash_key(),
-            shard_id: record.shard_id().unwrap_or(""),
-            event_source_arn: record.event_source_arn().unwrap_or(""),
-            approximate_arrival: record.approximate_arrival().unwrap_or(UNIX_EPOCH),
+            partition_key: record.partition_key.unwrap_or(""),
+            explicit_hash_key: record.explicit_hash_key,
+            shard_id: record.shard_id.unwrap_or(""),
+            event_source_arn: record.event_source_arn.unwrap_or(""),
+            approximate_arrival: record.approximate_arrival.unwrap_or(UNIX_EPOCH),
             aggregated: false,
         },
-        data: record.data().map_or(Data::Missing, Data::Base64),
-        problem: Some(problem),
-        checkpoint,
+        data: record.data.map_or(Data::Missing, Data::Base64),
+        problem: Some(arena.alloc_str(&record.problem)),
+        checkpoint: record.sequence_number,
         copied: Copied::default(),
     }
 }
