@@ -207,10 +207,10 @@ impl<'p> EventRecord<'p> {
     {
         match self.check(arena) {
             Ok(mut checked) => {
-                checked.copied = Copied {
-                    sequence_number: Some(report::push(text, checked.sequence_number)),
-                    partition_key: Some(report::push(text, checked.partition_key)),
-                };
+                checked.copied = Copied::both(
+                    report::push(text, checked.sequence_number),
+                    report::push(text, checked.partition_key),
+                );
                 Judged::Valid(checked)
             }
             Err(problem) => Judged::Broken(self.broken(problem, arena)),
@@ -1076,8 +1076,8 @@ mod tests {
         for index in [0, 2] {
             let checked = valid(&records[index]);
             let copied = checked.copied;
-            assert_eq!(copied.sequence_number.unwrap().of(&parsed.text), checked.sequence_number);
-            assert_eq!(copied.partition_key.unwrap().of(&parsed.text), "k");
+            assert_eq!(copied.sequence_number().unwrap().of(&parsed.text), checked.sequence_number);
+            assert_eq!(copied.partition_key().unwrap().of(&parsed.text), "k");
         }
         broken(&records[1]);
     }

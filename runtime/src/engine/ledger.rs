@@ -243,7 +243,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
 
     /// `unit` will be delivered again: so will everything at or after it.
     fn lower_floor(&mut self, unit: u32) {
-        let Some(sequence) = self.units[unit as usize].checkpoint else { return };
+        let Some(sequence) = self.units[unit as usize].checkpoint() else { return };
         let lower = match self.floor {
             Some(floor) => self.compare_to_unit(sequence, floor) == Ordering::Less,
             None => true,
@@ -254,13 +254,13 @@ impl<'u, 'c> Ledger<'u, 'c> {
     }
 
     fn compare_to_unit(&self, sequence: &str, unit: u32) -> Ordering {
-        let other = self.units[unit as usize].checkpoint.unwrap_or("");
+        let other = self.units[unit as usize].checkpoint().unwrap_or("");
         sequence::compare(sequence, other)
     }
 
     /// Whether a unit will be delivered again whatever happens to it now.
     fn redelivered_anyway(&self, unit: u32) -> bool {
-        match (self.floor, self.units[unit as usize].checkpoint) {
+        match (self.floor, self.units[unit as usize].checkpoint()) {
             (Some(floor), Some(sequence)) => {
                 self.compare_to_unit(sequence, floor) != Ordering::Less
             }
@@ -385,7 +385,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             request_id: self.cx.request_id.to_owned(),
             event_source_arn: present(meta.event_source_arn),
             shard_id: present(meta.shard_id),
-            sequence_number: u.checkpoint.map(str::to_owned),
+            sequence_number: u.checkpoint().map(str::to_owned),
             sub_sequence_number: meta.sub_sequence_number,
             partition_key: if u.problem.is_some() {
                 present(meta.partition_key)

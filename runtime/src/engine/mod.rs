@@ -73,7 +73,7 @@ fn describe_batch(records: usize, units: &[units::Unit<'_>]) {
         span.record("stream", named.meta.stream_name());
         span.record("shard_id", named.meta.shard_id);
     }
-    let mut sequence_numbers = units.iter().filter_map(|unit| unit.checkpoint);
+    let mut sequence_numbers = units.iter().filter_map(|unit| unit.checkpoint());
     if let Some(first) = sequence_numbers.next() {
         span.record("first_sequence_number", first);
         span.record("last_sequence_number", sequence_numbers.next_back().unwrap_or(first));

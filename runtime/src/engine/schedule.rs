@@ -96,7 +96,6 @@ mod tests {
                 },
                 data: Data::Missing,
                 problem: None,
-                checkpoint: Some("1"),
                 copied: Default::default(),
             })
             .collect()
