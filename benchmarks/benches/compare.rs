@@ -1,6 +1,8 @@
 //! The throughput comparison behind `benchmarks/run`'s table: every contender over the same
 //! events, interleaved round by round (framework, baseline, irreducible, ...), so that the
-//! noise of a shared machine falls on all of them alike. Prints the median of each and,
+//! noise of a shared machine falls on all of them alike. Prints the median of each, and the
+//! median of the framework's time over the irreducible loop's and the baseline's in the same
+//! round; and,
 //! with `--json FILE`, writes them for the table; with `--events DIR` it also writes the
 //! events, for the Python contenders to read the very same bytes; `--budget SECONDS` sets how
 //! long each batch's rounds take (8 s by default).
@@ -46,39 +48,63 @@ fn main() {
             serde_json::to_vec(report.response()).unwrap().len()
         };
         let (mut buffer, mut usual_buffer) = (Vec::new(), Vec::new());
+        // The framework and the loops it is compared with run back to back in every round.
         let mut contenders: Vec<Contender<'_>> = vec![
             ("framework", Box::new(|| framework(&event))),
-            ("baseline", Box::new(|| baseline(&event).len())),
             ("irreducible", Box::new(|| irreducible(&event, &mut buffer))),
+            ("baseline", Box::new(|| baseline(&event).len())),
             ("irreducible-usual", Box::new(|| irreducible_usual(&event, &mut usual_buffer))),
             ("framework-kpl", Box::new(|| framework(&aggregated))),
             ("deaggregate-only", Box::new(|| deaggregate_only(&aggregated, shape.records()))),
         ];
-        let medians = interleaved(&mut contenders, budget);
-        for (name, median) in &medians {
-            println!("{:<10} {:<18} {:>12.3} ms", shape.name(), name, median.as_secs_f64() * 1e3);
+        let times = interleaved(&mut contenders, budget);
+        let mut numbers = BTreeMap::new();
+        for (name, column) in &times {
+            let median = median(column.iter().map(Duration::as_secs_f64));
+            println!("{:<10} {:<26} {:>12.3} ms", shape.name(), name, median * 1e3);
+            numbers.insert(name.to_string(), median);
         }
-        results.insert(shape.name(), medians);
+        for against in ["irreducible", "baseline"] {
+            let ratio = paired_ratio(&times, "framework", against);
+            println!(
+                "{:<10} {:<26} {:>12.3}",
+                shape.name(),
+                format!("framework/{against} paired"),
+                ratio
+            );
+            numbers.insert(format!("paired framework/{against}"), ratio);
+        }
+        results.insert(shape.name(), numbers);
     }
     if let Some(path) = option("--json") {
-        let json: BTreeMap<_, BTreeMap<_, f64>> = results
-            .iter()
-            .map(|(shape, medians)| {
-                (*shape, medians.iter().map(|(name, d)| (*name, d.as_secs_f64())).collect())
-            })
-            .collect();
-        std::fs::write(path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+        std::fs::write(path, serde_json::to_vec_pretty(&results).unwrap()).unwrap();
     }
+}
+
+/// The median of some numbers.
+fn median(numbers: impl Iterator<Item = f64>) -> f64 {
+    let mut numbers: Vec<f64> = numbers.collect();
+    numbers.sort_by(f64::total_cmp);
+    numbers[numbers.len() / 2]
+}
+
+/// The median over rounds of `of`'s time divided by `to`'s in the same round. The two run
+/// back to back, so a change of load mostly falls on both: on this shared machine the ratio
+/// of the two medians moved by a third between runs of the same code, this one far less.
+fn paired_ratio(times: &BTreeMap<&str, Vec<Duration>>, of: &str, to: &str) -> f64 {
+    let pairs = times[of].iter().zip(&times[to]);
+    median(pairs.map(|(of, to)| of.as_secs_f64() / to.as_secs_f64()))
 }
 
 /// A contender's name and one run of it.
 type Contender<'c> = (&'static str, Box<dyn FnMut() -> usize + 'c>);
 
-/// Runs the contenders in turn, round after round, and returns each one's median time.
+/// Runs the contenders in turn, round after round, and returns each one's time in every
+/// round.
 fn interleaved(
     contenders: &mut [Contender<'_>],
     budget: Duration,
-) -> BTreeMap<&'static str, Duration> {
+) -> BTreeMap<&'static str, Vec<Duration>> {
     let count = contenders.len();
     let names: Vec<&'static str> = contenders.iter().map(|(name, _)| *name).collect();
     let mut round = || -> Vec<Duration> {
@@ -100,12 +126,5 @@ fn interleaved(
             column.push(time);
         }
     }
-    names
-        .into_iter()
-        .zip(times)
-        .map(|(name, mut column)| {
-            column.sort();
-            (name, column[column.len() / 2])
-        })
-        .collect()
+    names.into_iter().zip(times).collect()
 }
