@@ -15,7 +15,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bumpalo::Bump;
 use serde::de::{
@@ -52,7 +51,8 @@ pub(crate) struct CheckedRecord<'b> {
     pub explicit_hash_key: Option<&'b str>,
     /// The `data` field as sent: base64 text.
     pub data: &'b str,
-    pub approximate_arrival: SystemTime,
+    /// When Kinesis accepted it, in milliseconds since 1970.
+    pub arrival_millis: u64,
     pub shard_id: &'b str,
     pub event_source_arn: &'b str,
     /// Its sequence number and partition key in the report's text.
@@ -70,7 +70,8 @@ pub(crate) struct BrokenRecord<'b> {
     pub partition_key: Option<&'b str>,
     pub explicit_hash_key: Option<&'b str>,
     pub data: Option<&'b str>,
-    pub approximate_arrival: Option<SystemTime>,
+    /// In milliseconds since 1970.
+    pub arrival_millis: Option<u64>,
     pub shard_id: Option<&'b str>,
     pub event_source_arn: Option<&'b str>,
 }
@@ -186,7 +187,7 @@ impl<'p> EventRecord<'p> {
     }
 
     /// The arrival time, when the field is a valid timestamp.
-    fn approximate_arrival(&self) -> Option<SystemTime> {
+    fn arrival_millis(&self) -> Option<u64> {
         match self.kinesis.approximate_arrival_timestamp {
             Field::Number(seconds) => arrival_time(seconds),
             _ => None,
@@ -252,7 +253,7 @@ impl<'p> EventRecord<'p> {
         };
         self.check_encryption_type()?;
         let data = self.kinesis.data.required_str("kinesis.data", arena)?;
-        let approximate_arrival = self.checked_arrival()?;
+        let arrival_millis = self.checked_arrival()?;
         let event_source_arn = self.event_source_arn.required_str("eventSourceARN", arena)?;
         let event_id = self.event_id.as_str().ok_or_else(|| match &self.event_id {
             Field::Absent => "`eventID` is missing".to_owned(),
@@ -266,7 +267,7 @@ impl<'p> EventRecord<'p> {
             partition_key,
             explicit_hash_key,
             data,
-            approximate_arrival,
+            arrival_millis,
             shard_id,
             event_source_arn,
             copied: Copied::default(),
@@ -289,7 +290,7 @@ impl<'p> EventRecord<'p> {
             partition_key: kinesis.partition_key.kept(arena),
             explicit_hash_key: kinesis.explicit_hash_key.kept(arena),
             data: kinesis.data.kept(arena),
-            approximate_arrival: self.approximate_arrival(),
+            arrival_millis: self.arrival_millis(),
             shard_id: self.shard_id(arena),
             event_source_arn: self.event_source_arn.kept(arena),
         }
@@ -309,7 +310,7 @@ impl<'p> EventRecord<'p> {
         }
     }
 
-    fn checked_arrival(&self) -> Result<SystemTime, String> {
+    fn checked_arrival(&self) -> Result<u64, String> {
         const NAME: &str = "kinesis.approximateArrivalTimestamp";
         match &self.kinesis.approximate_arrival_timestamp {
             Field::Number(seconds) => arrival_time(*seconds)
@@ -323,11 +324,11 @@ impl<'p> EventRecord<'p> {
 /// The `eventSource` of Kinesis records.
 const KINESIS: &str = "aws:kinesis";
 
-/// Epoch seconds with a fraction (`1607497475.5` is 500 ms past the second), to the
-/// millisecond that Kinesis records.
-fn arrival_time(seconds: f64) -> Option<SystemTime> {
+/// Epoch seconds with a fraction (`1607497475.5` is 500 ms past the second), in the
+/// milliseconds since 1970 that Kinesis records.
+fn arrival_time(seconds: f64) -> Option<u64> {
     let millis = (seconds * 1000.0).round();
-    (0.0..1e17).contains(&millis).then(|| UNIX_EPOCH + Duration::from_millis(millis as u64))
+    (0.0..1e17).contains(&millis).then_some(millis as u64)
 }
 
 /// Where judged records go: called with each record's index in `Records`, in order.
@@ -868,8 +869,7 @@ mod tests {
     fn fractional_arrival_seconds_are_milliseconds() {
         let (payload, arena) = (record(GOOD), Bump::new());
         let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-        let since = valid(&records[0]).approximate_arrival.duration_since(UNIX_EPOCH).unwrap();
-        assert_eq!(since, Duration::from_millis(1_607_497_475_500));
+        assert_eq!(valid(&records[0]).arrival_millis, 1_607_497_475_500);
     }
 
     #[test]
@@ -973,7 +973,7 @@ mod tests {
         assert_eq!(kept.partition_key, Some("k"));
         assert_eq!(kept.data, Some("aGk="));
         assert_eq!(kept.shard_id, Some("shardId-000000000006"));
-        assert_eq!(kept.approximate_arrival, Some(UNIX_EPOCH + Duration::from_secs(1)));
+        assert_eq!(kept.arrival_millis, Some(1000));
 
         // A sequence number that is not one is not kept: it must not name a checkpoint.
         let (payload, arena) = (record(&kinesis.replace("\"12\"", "\"1x\"")), Bump::new());

@@ -320,11 +320,11 @@ impl BatchReport {
         };
         // The oldest record's age is the iterator age; found in the same pass as the rows,
         // which reads every unit once.
-        let mut oldest_arrival: Option<SystemTime> = None;
+        let mut oldest_arrival: Option<u64> = None;
         for (index, (unit, outcome)) in units.iter().zip(&outcomes).enumerate() {
             summary.count(*outcome, ledger.reason(index));
             if unit.problem.is_none() {
-                let arrival = unit.meta.approximate_arrival;
+                let arrival = unit.meta.arrival_millis;
                 oldest_arrival = Some(oldest_arrival.map_or(arrival, |oldest| oldest.min(arrival)));
             }
             let redelivered = match (checkpoint, unit.checkpoint()) {
@@ -333,7 +333,7 @@ impl BatchReport {
             };
             summary.redelivered += usize::from(redelivered);
             rows.push(Row {
-                shard_id: text.shard_id.push(&mut text.text, unit.meta.shard_id),
+                shard_id: text.shard_id.push(&mut text.text, unit.meta.shard_id()),
                 sequence_number: unit.copied.sequence_number().unwrap_or_else(|| {
                     text.sequence_number.push(&mut text.text, unit.meta.sequence_number)
                 }),
@@ -341,21 +341,23 @@ impl BatchReport {
                     .copied
                     .partition_key()
                     .unwrap_or_else(|| push(&mut text.text, unit.meta.partition_key)),
-                sub_sequence_number: unit.meta.sub_sequence_number,
+                sub_sequence_number: unit.meta.sub_sequence_number(),
                 outcome: *outcome,
                 attempts: ledger.attempts[index],
                 error: ledger.errors[index].clone(),
                 redelivered,
             });
         }
-        let named = units.iter().find(|unit| !unit.meta.event_source_arn.is_empty());
+        let named = units.iter().find(|unit| !unit.meta.event_source_arn().is_empty());
         summary.stream_name = named.map(|unit| unit.meta.stream_name().to_owned());
         summary.shard_id = units
             .iter()
-            .find(|unit| !unit.meta.shard_id.is_empty())
-            .map(|unit| unit.meta.shard_id.to_owned());
-        summary.iterator_age =
-            oldest_arrival.map(|arrival| cx.started.duration_since(arrival).unwrap_or_default());
+            .find(|unit| !unit.meta.shard_id().is_empty())
+            .map(|unit| unit.meta.shard_id().to_owned());
+        summary.iterator_age = oldest_arrival.map(|millis| {
+            let arrival = SystemTime::UNIX_EPOCH + Duration::from_millis(millis);
+            cx.started.duration_since(arrival).unwrap_or_default()
+        });
         Ok(BatchReport { response, rows, text: text.text, summary })
     }
 

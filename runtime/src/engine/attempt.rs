@@ -104,7 +104,7 @@ pub(crate) async fn attempt<'a, H: Handler>(
         }
         tracing::info!(
             sequence_number = unit.meta.sequence_number,
-            sub_sequence_number = unit.meta.sub_sequence_number,
+            sub_sequence_number = unit.meta.sub_sequence_number(),
             partition_key = unit.meta.partition_key,
             attempt = attempts,
             error = %error.chain(),
@@ -127,7 +127,7 @@ fn record_span(unit: &Unit<'_>, attempts: u32) -> tracing::Span {
     tracing::debug_span!(
         "record",
         sequence_number = unit.meta.sequence_number,
-        sub_sequence_number = unit.meta.sub_sequence_number,
+        sub_sequence_number = unit.meta.sub_sequence_number(),
         partition_key = unit.meta.partition_key,
         attempt = attempts,
     )

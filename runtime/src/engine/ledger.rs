@@ -208,7 +208,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
         let data = letter.data.as_deref().filter(|_| self.cx.settings.log_payloads);
         tracing::warn!(
             sequence_number = meta.sequence_number,
-            sub_sequence_number = meta.sub_sequence_number,
+            sub_sequence_number = meta.sub_sequence_number(),
             partition_key = meta.partition_key,
             reason = reason.as_str(),
             error = %self.loggable(unit, &error),
@@ -229,7 +229,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
         let meta = &self.units[index].meta;
         tracing::error!(
             sequence_number = meta.sequence_number,
-            sub_sequence_number = meta.sub_sequence_number,
+            sub_sequence_number = meta.sub_sequence_number(),
             partition_key = meta.partition_key,
             attempts = self.attempts[index],
             error = %self.loggable(unit, &error),
@@ -370,12 +370,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
         let u = &self.units[unit as usize];
         let meta = &u.meta;
         let present = |text: &str| (!text.is_empty()).then(|| text.to_owned());
-        let arrival = meta
-            .approximate_arrival
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .ok()
-            .filter(|since| !since.is_zero())
-            .map(|since| since.as_millis() as f64 / 1000.0);
+        let arrival = (meta.arrival_millis != 0).then(|| meta.arrival_millis as f64 / 1000.0);
         DeadLetter {
             version: ENVELOPE_VERSION,
             reason,
@@ -383,10 +378,10 @@ impl<'u, 'c> Ledger<'u, 'c> {
             attempts: self.attempts[unit as usize],
             function_name: self.cx.function_name.to_owned(),
             request_id: self.cx.request_id.to_owned(),
-            event_source_arn: present(meta.event_source_arn),
-            shard_id: present(meta.shard_id),
+            event_source_arn: present(meta.event_source_arn()),
+            shard_id: present(meta.shard_id()),
             sequence_number: u.checkpoint().map(str::to_owned),
-            sub_sequence_number: meta.sub_sequence_number,
+            sub_sequence_number: meta.sub_sequence_number(),
             partition_key: if u.problem.is_some() {
                 present(meta.partition_key)
             } else {
@@ -394,7 +389,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             },
             explicit_hash_key: meta.explicit_hash_key.map(str::to_owned),
             approximate_arrival_timestamp: arrival,
-            aggregated: meta.aggregated,
+            aggregated: meta.is_aggregated(),
             data: u.data.to_base64(),
             data_location: None,
         }

@@ -69,9 +69,9 @@ fn describe_batch(records: usize, units: &[units::Unit<'_>]) {
     }
     span.record("batch_size", records);
     span.record("user_records", units.len());
-    if let Some(named) = units.iter().find(|unit| !unit.meta.event_source_arn.is_empty()) {
+    if let Some(named) = units.iter().find(|unit| !unit.meta.event_source_arn().is_empty()) {
         span.record("stream", named.meta.stream_name());
-        span.record("shard_id", named.meta.shard_id);
+        span.record("shard_id", named.meta.shard_id());
     }
     let mut sequence_numbers = units.iter().filter_map(|unit| unit.checkpoint());
     if let Some(first) = sequence_numbers.next() {

@@ -77,8 +77,7 @@ impl Scheduler {
 mod tests {
     use super::*;
     use crate::engine::units::Data;
-    use crate::meta::RecordMeta;
-    use std::time::UNIX_EPOCH;
+    use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
 
     fn units(keys: &[&'static str]) -> Vec<Unit<'static>> {
         keys.iter()
@@ -86,13 +85,11 @@ mod tests {
                 record: 0,
                 meta: RecordMeta {
                     sequence_number: "1",
-                    sub_sequence_number: None,
                     partition_key: key,
                     explicit_hash_key: None,
-                    shard_id: "s",
-                    event_source_arn: "a",
-                    approximate_arrival: UNIX_EPOCH,
-                    aggregated: false,
+                    source: &Source::UNKNOWN,
+                    arrival_millis: 0,
+                    sub_sequence: NOT_AGGREGATED,
                 },
                 data: Data::Missing,
                 problem: None,
