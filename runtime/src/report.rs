@@ -344,9 +344,12 @@ impl BatchReport {
                 sub_sequence_number: unit.meta.sub_sequence_number(),
                 outcome: *outcome,
                 attempts: ledger.attempts[index],
-                error: ledger.errors[index].clone(),
+                error: None,
                 redelivered,
             });
+        }
+        for (unit, error) in ledger.errors {
+            rows[unit as usize].error = Some(error);
         }
         let named = units.iter().find(|unit| !unit.meta.event_source_arn().is_empty());
         summary.stream_name = named.map(|unit| unit.meta.stream_name().to_owned());

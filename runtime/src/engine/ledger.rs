@@ -46,7 +46,9 @@ pub(crate) struct Ledger<'u, 'c> {
     cx: &'c Context<'c>,
     pub status: Vec<Status>,
     pub attempts: Vec<u32>,
-    pub errors: Vec<Option<String>>,
+    /// The last error of each unit that has one. Few units do, so a map: a list with a
+    /// slot per unit was written, read and freed for every batch.
+    pub errors: HashMap<u32, String>,
     /// The dead-letter reason of each unit that got one, even if its letter then failed.
     reasons: Vec<Option<DeadLetterReason>>,
     /// For errors that may quote the payload: what the logs say instead.
@@ -68,7 +70,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             cx,
             status: vec![Status::Pending; units.len()],
             attempts: vec![0; units.len()],
-            errors: vec![None; units.len()],
+            errors: HashMap::new(),
             reasons: vec![None; units.len()],
             redacted: HashMap::new(),
             scheduler: Scheduler::new(units, cx.settings.concurrency),
@@ -181,7 +183,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
     pub fn timed_out(&mut self, unit: u32) {
         self.lower_floor(unit);
         self.status[unit as usize] = Status::TimedOut;
-        self.errors[unit as usize] = Some("cut at the deadline before it finished".into());
+        self.errors.insert(unit, "cut at the deadline before it finished".into());
         tracing::warn!(
             sequence_number = self.units[unit as usize].meta.sequence_number,
             partition_key = self.units[unit as usize].meta.partition_key,
@@ -215,7 +217,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             data,
             "dead-lettering record"
         );
-        self.errors[index] = Some(error);
+        self.errors.insert(unit, error);
         self.status[index] = Status::Lettering(reason);
         self.pending.push(Pending { unit, letter, holds_key });
         if !holds_key {
@@ -236,7 +238,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             "record failed; reporting it so that Lambda delivers it again"
         );
         self.status[index] = Status::Failed;
-        self.errors[index] = Some(error);
+        self.errors.insert(unit, error);
         self.lower_floor(unit);
         self.stop();
     }
@@ -335,7 +337,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
     }
 
     fn refused(&mut self, unit: u32, why: &str) {
-        let error = match self.errors[unit as usize].take() {
+        let error = match self.errors.remove(&unit) {
             Some(original) => format!("{original}; {why}"),
             None => why.to_owned(),
         };
