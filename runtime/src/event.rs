@@ -12,7 +12,6 @@
 //! in cache. A list of them (304 bytes a record) was written, read back to build work
 //! units and read again to free it: three passes over memory per record.
 
-use std::borrow::Cow;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -120,29 +119,17 @@ enum Field<'p> {
     #[default]
     Absent,
     Null,
-    Str(Cow<'p, str>),
+    /// Borrowed from the payload, or unescaped into the parse's arena.
+    Str(&'p str),
     Number(f64),
     /// Another JSON type, named for error messages ("an object", "a boolean", ...).
     Other(&'static str),
 }
 
 impl<'p> Field<'p> {
-    fn as_str(&self) -> Option<&str> {
+    fn as_str(&self) -> Option<&'p str> {
         match self {
             Field::Str(text) => Some(text),
-            _ => None,
-        }
-    }
-
-    /// The string, for as long as the batch lives: borrowed from the payload, or copied
-    /// into `arena` when JSON escapes made it differ from the payload's text (rare).
-    fn kept<'b>(&self, arena: &'b Bump) -> Option<&'b str>
-    where
-        'p: 'b,
-    {
-        match self {
-            Field::Str(Cow::Borrowed(text)) => Some(text),
-            Field::Str(Cow::Owned(text)) => Some(arena.alloc_str(text)),
             _ => None,
         }
     }
@@ -159,11 +146,8 @@ impl<'p> Field<'p> {
     }
 
     /// The field as a required string, or a message saying what is wrong with it.
-    fn required_str<'b>(&self, name: &str, arena: &'b Bump) -> Result<&'b str, String>
-    where
-        'p: 'b,
-    {
-        self.kept(arena).ok_or_else(|| match self {
+    fn required_str(&self, name: &str) -> Result<&'p str, String> {
+        self.as_str().ok_or_else(|| match self {
             Field::Absent => format!("`{name}` is missing"),
             other => format!("`{name}` is {}, expected a string", other.describe()),
         })
@@ -172,18 +156,9 @@ impl<'p> Field<'p> {
 
 impl<'p> EventRecord<'p> {
     /// The shard id that opens `eventID` (`shardId-...:sequence`), when there is one.
-    fn shard_id<'b>(&self, arena: &'b Bump) -> Option<&'b str>
-    where
-        'p: 'b,
-    {
+    fn shard_id(&self) -> Option<&'p str> {
         let (shard, _) = self.event_id.as_str()?.split_once(':')?;
-        if shard.is_empty() {
-            return None;
-        }
-        match &self.event_id {
-            Field::Str(Cow::Borrowed(id)) => Some(&id[..shard.len()]),
-            _ => Some(arena.alloc_str(shard)),
-        }
+        (!shard.is_empty()).then_some(shard)
     }
 
     /// The arrival time, when the field is a valid timestamp.
@@ -202,11 +177,8 @@ impl<'p> EventRecord<'p> {
     /// Judges the record: every field processing needs, or the first reason it cannot be
     /// processed with whatever fields are usable. A valid record's sequence number and
     /// partition key are copied to `text` for the report while they are in cache.
-    fn judge<'b>(&self, arena: &'b Bump, text: &mut String) -> Judged<'b>
-    where
-        'p: 'b,
-    {
-        match self.check(arena) {
+    fn judge(&self, text: &mut String) -> Judged<'p> {
+        match self.check() {
             Ok(mut checked) => {
                 checked.copied = Copied::both(
                     report::push(text, checked.sequence_number),
@@ -214,16 +186,13 @@ impl<'p> EventRecord<'p> {
                 );
                 Judged::Valid(checked)
             }
-            Err(problem) => Judged::Broken(self.broken(problem, arena)),
+            Err(problem) => Judged::Broken(self.broken(problem)),
         }
     }
 
     /// Every field that processing needs, or the first reason the record cannot be
     /// processed.
-    fn check<'b>(&self, arena: &'b Bump) -> Result<CheckedRecord<'b>, String>
-    where
-        'p: 'b,
-    {
+    fn check(&self) -> Result<CheckedRecord<'p>, String> {
         if let Some(kind) = self.not_an_object {
             return Err(format!("the record is {kind}, expected an object"));
         }
@@ -233,17 +202,16 @@ impl<'p> EventRecord<'p> {
             Member::Not(kind) => return Err(format!("`kinesis` is {kind}, expected an object")),
         }
         let sequence_number =
-            self.kinesis.sequence_number.required_str("kinesis.sequenceNumber", arena)?;
+            self.kinesis.sequence_number.required_str("kinesis.sequenceNumber")?;
         if !sequence::is_valid(sequence_number) {
             return Err(format!(
                 "`kinesis.sequenceNumber` {sequence_number:?} is not a decimal number"
             ));
         }
-        let partition_key =
-            self.kinesis.partition_key.required_str("kinesis.partitionKey", arena)?;
+        let partition_key = self.kinesis.partition_key.required_str("kinesis.partitionKey")?;
         let explicit_hash_key = match &self.kinesis.explicit_hash_key {
             Field::Absent | Field::Null => None,
-            key @ Field::Str(_) => key.kept(arena),
+            Field::Str(key) => Some(*key),
             other => {
                 return Err(format!(
                     "`kinesis.explicitHashKey` is {}, expected a string",
@@ -252,14 +220,14 @@ impl<'p> EventRecord<'p> {
             }
         };
         self.check_encryption_type()?;
-        let data = self.kinesis.data.required_str("kinesis.data", arena)?;
+        let data = self.kinesis.data.required_str("kinesis.data")?;
         let arrival_millis = self.checked_arrival()?;
-        let event_source_arn = self.event_source_arn.required_str("eventSourceARN", arena)?;
+        let event_source_arn = self.event_source_arn.required_str("eventSourceARN")?;
         let event_id = self.event_id.as_str().ok_or_else(|| match &self.event_id {
             Field::Absent => "`eventID` is missing".to_owned(),
             other => format!("`eventID` is {}, expected a string", other.describe()),
         })?;
-        let shard_id = self.shard_id(arena).ok_or_else(|| {
+        let shard_id = self.shard_id().ok_or_else(|| {
             format!("`eventID` {event_id:?} does not name a shard (`shardId-...:sequence`)")
         })?;
         Ok(CheckedRecord {
@@ -276,23 +244,20 @@ impl<'p> EventRecord<'p> {
     }
 
     /// A broken record: the problem, and each field that is usable as it is.
-    fn broken<'b>(&self, problem: String, arena: &'b Bump) -> BrokenRecord<'b>
-    where
-        'p: 'b,
-    {
+    fn broken(&self, problem: String) -> BrokenRecord<'p> {
         let kinesis = &self.kinesis;
         BrokenRecord {
             problem,
             sequence_number: kinesis
                 .sequence_number
-                .kept(arena)
+                .as_str()
                 .filter(|number| sequence::is_valid(number)),
-            partition_key: kinesis.partition_key.kept(arena),
-            explicit_hash_key: kinesis.explicit_hash_key.kept(arena),
-            data: kinesis.data.kept(arena),
+            partition_key: kinesis.partition_key.as_str(),
+            explicit_hash_key: kinesis.explicit_hash_key.as_str(),
+            data: kinesis.data.as_str(),
             arrival_millis: self.arrival_millis(),
-            shard_id: self.shard_id(arena),
-            event_source_arn: self.event_source_arn.kept(arena),
+            shard_id: self.shard_id(),
+            event_source_arn: self.event_source_arn.as_str(),
         }
     }
 
@@ -300,7 +265,7 @@ impl<'p> EventRecord<'p> {
         match &self.kinesis.encryption_type {
             // Lambda hands server-side encrypted records over decrypted, marked `KMS`.
             Field::Absent | Field::Null => Ok(()),
-            Field::Str(kind) if kind == "NONE" || kind == "KMS" => Ok(()),
+            Field::Str(kind) if *kind == "NONE" || *kind == "KMS" => Ok(()),
             Field::Str(kind) => Err(format!(
                 "unknown `kinesis.encryptionType` {kind:?} (expected \"NONE\" or \"KMS\")"
             )),
@@ -430,14 +395,14 @@ struct Collector<'c, 's, 'b> {
 
 impl<'b> Collector<'_, '_, 'b> {
     /// Judges a parsed record and hands it over.
-    fn take<'p: 'b>(&mut self, record: &EventRecord<'p>) {
+    fn take(&mut self, record: &EventRecord<'b>) {
         let index = self.records;
         self.records += 1;
         if self.other_source.is_none() && record.comes_from_another_service() {
             let source = record.event_source.as_str().unwrap_or_default().to_owned();
             self.other_source = Some((index, source));
         }
-        let mut judged = record.judge(self.arena, &mut self.text);
+        let mut judged = record.judge(&mut self.text);
         if let Judged::Valid(checked) = &mut judged {
             self.share_shard_id(&mut checked.shard_id);
         }
@@ -663,7 +628,7 @@ impl<'de: 'b, 'b> DeserializeSeed<'de> for RecordsSeed<'_, '_, '_, 'b> {
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 // One record is parsed at a time, into the same place, while still in cache.
                 let mut scratch = EventRecord::default();
-                while seq.next_element_seed(RecordInto(&mut scratch))?.is_some() {
+                while seq.next_element_seed(RecordInto(&mut scratch, self.0.arena))?.is_some() {
                     self.0.take(&scratch);
                 }
                 Ok(Records::List)
@@ -676,14 +641,14 @@ impl<'de: 'b, 'b> DeserializeSeed<'de> for RecordsSeed<'_, '_, '_, 'b> {
 /// Deserializes one record in place, over whatever the previous one left. Returned by
 /// value instead, each record (a few hundred bytes) was copied through every layer of the
 /// deserializer: 7% of the time on a batch of small records.
-struct RecordInto<'r, 'p>(&'r mut EventRecord<'p>);
+struct RecordInto<'r, 'b>(&'r mut EventRecord<'b>, &'b Bump);
 
-impl<'de> DeserializeSeed<'de> for RecordInto<'_, 'de> {
+impl<'de: 'b, 'b> DeserializeSeed<'de> for RecordInto<'_, 'b> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        struct RecordVisitor<'r, 'p>(&'r mut EventRecord<'p>);
-        impl<'de> Visitor<'de> for RecordVisitor<'_, 'de> {
+        struct RecordVisitor<'r, 'b>(&'r mut EventRecord<'b>, &'b Bump);
+        impl<'de: 'b, 'b> Visitor<'de> for RecordVisitor<'_, 'b> {
             type Value = ();
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a Kinesis record")
@@ -695,37 +660,41 @@ impl<'de> DeserializeSeed<'de> for RecordInto<'_, 'de> {
                 Ok(())
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-                let record = self.0;
+                let RecordVisitor(record, arena) = self;
                 while let Some(Key(key)) = map.next_key::<Key<RecordKey>>()? {
-                    match key {
+                    let slot = match key {
                         RecordKey::Kinesis => {
-                            map.next_value_seed(KinesisInto(&mut record.kinesis))?
+                            map.next_value_seed(KinesisInto(&mut record.kinesis, arena))?;
+                            continue;
                         }
-                        RecordKey::EventSource => record.event_source = map.next_value()?,
-                        RecordKey::EventSourceArn => record.event_source_arn = map.next_value()?,
-                        RecordKey::EventId => record.event_id = map.next_value()?,
+                        RecordKey::EventSource => &mut record.event_source,
+                        RecordKey::EventSourceArn => &mut record.event_source_arn,
+                        RecordKey::EventId => &mut record.event_id,
                         RecordKey::Other => {
                             map.next_value::<IgnoredAny>()?;
+                            continue;
                         }
-                    }
+                    };
+                    *slot = map.next_value_seed(FieldSeed(arena))?;
                 }
                 Ok(())
             }
         }
+        // Its fields only borrow, so this overwrites them without freeing anything.
         *self.0 = EventRecord::default();
-        deserializer.deserialize_any(RecordVisitor(self.0))
+        deserializer.deserialize_any(RecordVisitor(self.0, self.1))
     }
 }
 
 /// Deserializes the `kinesis` member of a record in place.
-struct KinesisInto<'r, 'p>(&'r mut KinesisFields<'p>);
+struct KinesisInto<'r, 'b>(&'r mut KinesisFields<'b>, &'b Bump);
 
-impl<'de> DeserializeSeed<'de> for KinesisInto<'_, 'de> {
+impl<'de: 'b, 'b> DeserializeSeed<'de> for KinesisInto<'_, 'b> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        struct KinesisVisitor<'r, 'p>(&'r mut KinesisFields<'p>);
-        impl<'de> Visitor<'de> for KinesisVisitor<'_, 'de> {
+        struct KinesisVisitor<'r, 'b>(&'r mut KinesisFields<'b>, &'b Bump);
+        impl<'de: 'b, 'b> Visitor<'de> for KinesisVisitor<'_, 'b> {
             type Value = ();
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("the `kinesis` member of a record")
@@ -737,7 +706,7 @@ impl<'de> DeserializeSeed<'de> for KinesisInto<'_, 'de> {
                 Ok(())
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-                let fields = self.0;
+                let KinesisVisitor(fields, arena) = self;
                 fields.shape = Member::Object;
                 while let Some(Key(key)) = map.next_key::<Key<KinesisKey>>()? {
                     let slot = match key {
@@ -754,33 +723,37 @@ impl<'de> DeserializeSeed<'de> for KinesisInto<'_, 'de> {
                             continue;
                         }
                     };
-                    *slot = map.next_value()?;
+                    *slot = map.next_value_seed(FieldSeed(arena))?;
                 }
                 Ok(())
             }
         }
         // A repeated `kinesis` member replaces the earlier one whole, as JSON parsers do.
         *self.0 = KinesisFields::default();
-        deserializer.deserialize_any(KinesisVisitor(self.0))
+        deserializer.deserialize_any(KinesisVisitor(self.0, self.1))
     }
 }
 
-impl<'de> Deserialize<'de> for Field<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct FieldVisitor;
-        impl<'de> Visitor<'de> for FieldVisitor {
-            type Value = Field<'de>;
+/// Deserializes a [`Field`]: a string borrows from the payload, or, when JSON escapes make
+/// it differ from the payload's text (rare), is unescaped into the arena. Either way it
+/// lives as long as the batch, and a parsed record owns nothing to free.
+struct FieldSeed<'b>(&'b Bump);
+
+impl<'de: 'b, 'b> DeserializeSeed<'de> for FieldSeed<'b> {
+    type Value = Field<'b>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Field<'b>, D::Error> {
+        struct FieldVisitor<'b>(&'b Bump);
+        impl<'de: 'b, 'b> Visitor<'de> for FieldVisitor<'b> {
+            type Value = Field<'b>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("any JSON value")
             }
             fn visit_borrowed_str<E: de::Error>(self, text: &'de str) -> Result<Self::Value, E> {
-                Ok(Field::Str(Cow::Borrowed(text)))
+                Ok(Field::Str(text))
             }
             fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-                Ok(Field::Str(Cow::Owned(text.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, text: String) -> Result<Self::Value, E> {
-                Ok(Field::Str(Cow::Owned(text)))
+                Ok(Field::Str(self.0.alloc_str(text)))
             }
             fn visit_f64<E: de::Error>(self, number: f64) -> Result<Self::Value, E> {
                 Ok(Field::Number(number))
@@ -806,7 +779,7 @@ impl<'de> Deserialize<'de> for Field<'de> {
                 Ok(Field::Other("an array"))
             }
         }
-        deserializer.deserialize_any(FieldVisitor)
+        deserializer.deserialize_any(FieldVisitor(self.0))
     }
 }
 
