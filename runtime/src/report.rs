@@ -404,7 +404,7 @@ pub(crate) fn push(text: &mut String, value: &str) -> Span {
 /// compared, not the text: reading each record's text again once the whole batch is parsed
 /// is a trip to memory (perf: comparing sequence numbers by content was 5% of the time on
 /// the 10,000-record benchmark batch). The parser hands every record of a shard the same
-/// shard id slice (`EventRecord::share_shard_id`).
+/// shard id slice (`event::Collector::share_shard_id`).
 struct Arena<'u> {
     text: String,
     shard_id: Repeated<'u>,
