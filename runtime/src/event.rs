@@ -354,6 +354,9 @@ pub(crate) fn parse<'b>(
         Document::Object(Records::NotAnArray(kind)) => {
             Err(Error::InvalidEvent(format!("`Records` is {kind}, expected an array")))
         }
+        Document::Object(Records::Repeated) => Err(Error::InvalidEvent(
+            "the payload has more than one `Records` member; a Kinesis batch has one".into(),
+        )),
         // Events of other sources (SQS, SNS, DynamoDB Streams, S3) also have `Records`;
         // their records would all be malformed Kinesis records, so say what they are.
         Document::Object(Records::List) => match collector.other_source {
@@ -366,7 +369,8 @@ pub(crate) fn parse<'b>(
     }
 }
 
-/// About how many records a payload holds, at most, for sizing what is built from them.
+/// How many records a payload of Lambda's holds at most (see [`SMALLEST_RECORD`]), for
+/// sizing what is built from them; a list sized with it only grows for smaller records.
 pub(crate) fn estimated_records(payload: &[u8]) -> usize {
     payload.len() / SMALLEST_RECORD
 }
@@ -608,6 +612,13 @@ impl<'de: 'b, 'b> DeserializeSeed<'de> for DocumentSeed<'_, '_, '_, 'b> {
                 let mut records = Records::Absent;
                 while let Some(Key(key)) = map.next_key::<Key<DocumentKey>>()? {
                     match key {
+                        // The records of the first `Records` already went to the sink, so
+                        // a second one cannot replace it as JSON parsers would: the
+                        // payload is refused instead of processed twice over.
+                        DocumentKey::Records if !matches!(records, Records::Absent) => {
+                            map.next_value::<IgnoredAny>()?;
+                            records = Records::Repeated;
+                        }
                         DocumentKey::Records => {
                             records = map.next_value_seed(RecordsSeed(&mut *self.0))?
                         }
@@ -629,6 +640,8 @@ enum Records {
     NotAnArray(&'static str),
     /// An array, whose records went to the collector.
     List,
+    /// More than one `Records` member.
+    Repeated,
 }
 
 /// Deserializes [`Records`], handing each record to the collector.
@@ -1036,6 +1049,9 @@ mod tests {
             (b"{\"Records\":[{\"EventSource\":\"aws:sns\"}]}", "`aws:sns`"),
             (b"{\"Records\":[{},{\"eventSource\":\"aws:s3\"}]}", "record 1 comes from `aws:s3`"),
             (b"{\"Records\":[{}]} x", "not valid JSON"),
+            (b"{\"Records\":[{}],\"Records\":[{}]}", "more than one `Records` member"),
+            (b"{\"Records\":[{}],\"Records\":7}", "more than one `Records` member"),
+            (b"{\"Records\":7,\"Records\":[{}]}", "more than one `Records` member"),
         ];
         for (payload, expected) in cases {
             let err = parse_all(payload, &Bump::new()).err().expect("an error");

@@ -79,7 +79,9 @@ pub(crate) async fn attempt<'a, H: Handler>(
         let span = record_span(unit, attempts);
         // The call is polled where it was built, inside its span, with panics caught: one
         // future, where wrapping it (`Instrumented` around a panic-catching future) moved it
-        // a few hundred bytes at a time through every layer, once per record.
+        // a few hundred bytes at a time through every layer, once per record. Unlike
+        // `Instrumented`, the span is not entered while a call cut at the deadline is
+        // dropped; what the call logs while it runs is in the span as before.
         let mut call = pin!(handler.call(payload, &unit.meta, state));
         let outcome = poll_fn(|task| {
             let _entered = span.enter();
