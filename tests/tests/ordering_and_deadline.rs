@@ -28,6 +28,8 @@ enum Behaviour {
     Hang,
     /// Fails its first attempt, then succeeds after this many milliseconds.
     FlakyOnce(u64),
+    /// Holds the thread this many milliseconds and never yields: CPU-bound work.
+    Busy(u64),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -108,6 +110,7 @@ async fn probed(task: Task, meta: &RecordMeta, probe: &Arc<Probe>) -> Result<(),
         Behaviour::Hang => std::future::pending::<()>().await,
         Behaviour::FlakyOnce(_) if attempt == 1 => return Err(RecordError::retry("blip")),
         Behaviour::FlakyOnce(ms) => tokio::time::sleep(Duration::from_millis(ms)).await,
+        Behaviour::Busy(ms) => std::thread::sleep(Duration::from_millis(ms)),
     }
     Ok(())
 }
@@ -255,6 +258,40 @@ fn a_hung_call_returns_a_partial_response_before_a_three_second_deadline() {
         assert_eq!(outcomes(&report), [Outcome::Succeeded, Outcome::TimedOut, Outcome::NotStarted]);
         assert_eq!(report.checkpoint(), report.records().nth(1).unwrap().sequence_number());
     });
+}
+
+/// Calls that never yield give the runtime's timers no chance to fire, so the deadline must
+/// be read from the clock before each start. Real time: the paused clock stands still while
+/// a thread sleeps.
+#[test]
+fn calls_that_never_yield_still_stop_at_the_deadline() {
+    for concurrency in [1, 4] {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        runtime.block_on(async {
+            let specs: Vec<(&str, Behaviour)> =
+                (0..20).map(|n| (["a", "b", "c", "d"][n % 4], Behaviour::Busy(50))).collect();
+            let started = Instant::now();
+            let report = probed()
+                .state(Arc::new(Probe::default()))
+                .concurrency(concurrency)
+                .deadline_margin(Duration::from_millis(200))
+                .process_with_deadline(build(&plain(&specs)), Duration::from_millis(600))
+                .await
+                .unwrap();
+            // Cut 400 ms in: the call running then finishes, and nothing runs after it.
+            // Calls run in stream order, so the finished ones are a prefix of the batch;
+            // with room for four, the ones placed but not yet run are cut.
+            let elapsed = started.elapsed();
+            assert!(elapsed < Duration::from_millis(600), "{concurrency}: {elapsed:?}");
+            let outcomes = outcomes(&report);
+            let done = outcomes.iter().take_while(|o| **o == Outcome::Succeeded).count();
+            assert!((1..20).contains(&done), "{concurrency}: {outcomes:?}");
+            let (cut, unstarted) = outcomes[done..].split_at(concurrency - 1);
+            assert!(cut.iter().all(|o| *o == Outcome::TimedOut), "{outcomes:?}");
+            assert!(unstarted.iter().all(|o| *o == Outcome::NotStarted), "{outcomes:?}");
+            assert_eq!(report.checkpoint(), report.records().nth(done).unwrap().sequence_number());
+        });
+    }
 }
 
 #[test]

@@ -102,12 +102,15 @@ async fn drive<'u, H: Handler>(
     let mut sends: Vec<(Vec<u32>, SendFuture<'_>)> = Vec::new();
     let mut cut_timer = std::pin::pin!(sleep_until(cut_at));
     let mut give_up_timer = std::pin::pin!(sleep_until(give_up_at));
-    let mut cut = Instant::now() >= cut_at;
-    if cut {
-        ledger.stop();
-    }
+    let mut cut = false;
 
     loop {
+        // The cut timer fires only when the task yields, and a call that never waits (CPU
+        // work) does not let it: the clock is read before anything new starts.
+        if !cut && Instant::now() >= cut_at {
+            cut = true;
+            cut_running(&mut slots, ledger);
+        }
         while !cut && slots.running() < concurrency {
             let Some(unit) = ledger.next_startable() else {
                 break;
@@ -137,17 +140,22 @@ async fn drive<'u, H: Handler>(
             break;
         }
         let event = poll_fn(|task| {
+            // Sends first: a unit that never waits would otherwise keep them from starting.
+            if let Poll::Ready(event) = poll_sends(&mut sends, task) {
+                return Poll::Ready(event);
+            }
+            // Then the units: one that has finished has finished, deadline or not, and most
+            // finish on their first poll, before any timer needs registering.
+            if let Poll::Ready((unit, attempted)) = slots.poll_next(task) {
+                return Poll::Ready(Event::Finished(unit, attempted));
+            }
             if !cut && cut_timer.as_mut().poll(task).is_ready() {
                 return Poll::Ready(Event::Cut);
             }
             if !sends.is_empty() && give_up_timer.as_mut().poll(task).is_ready() {
                 return Poll::Ready(Event::GiveUp);
             }
-            // Sends first: a unit that never waits would otherwise keep them from starting.
-            if let Poll::Ready(event) = poll_sends(&mut sends, task) {
-                return Poll::Ready(event);
-            }
-            slots.poll_next(task).map(|(unit, attempted)| Event::Finished(unit, attempted))
+            Poll::Pending
         })
         .await;
         match event {
@@ -155,10 +163,7 @@ async fn drive<'u, H: Handler>(
             Event::Sent(batch_units, answers) => ledger.sent(batch_units, answers),
             Event::Cut => {
                 cut = true;
-                ledger.stop();
-                for unit in slots.cut() {
-                    ledger.timed_out(unit);
-                }
+                cut_running(&mut slots, ledger);
             }
             Event::GiveUp => {
                 let why = "the dead-letter sink did not answer before the deadline";
@@ -169,6 +174,14 @@ async fn drive<'u, H: Handler>(
                 break;
             }
         }
+    }
+}
+
+/// The deadline's cut: nothing starts any more, and the units running are timed out.
+fn cut_running<F: Future>(slots: &mut Slots<F>, ledger: &mut Ledger<'_, '_>) {
+    ledger.stop();
+    for unit in slots.cut() {
+        ledger.timed_out(unit);
     }
 }
 
@@ -197,8 +210,14 @@ type Slot<F> = Pin<Box<Option<F>>>;
 
 /// The units in flight, each in a reusable pinned slot: once the slots for the
 /// concurrency limit exist, starting a unit allocates nothing.
+///
+/// Running units are polled in stream order. A call that never waits runs whole when it is
+/// polled, so the order of polls is the order of work: polled by slot, later units in a low
+/// slot ran ahead of earlier ones, and a deadline then cut the earlier ones, which moved the
+/// checkpoint back past work already done.
 struct Slots<F> {
-    slots: Vec<(Option<u32>, Slot<F>)>,
+    /// The running units' slots first, by unit, then the free slots.
+    slots: Vec<(u32, Slot<F>)>,
     running: usize,
 }
 
@@ -212,41 +231,46 @@ impl<F: Future> Slots<F> {
     }
 
     fn place(&mut self, unit: u32, future: F) {
+        // Free slots are at the end.
+        let slot = if self.slots.len() > self.running {
+            let (_, mut slot) = self.slots.pop().expect("a free slot");
+            slot.set(Some(future));
+            slot
+        } else {
+            Box::pin(Some(future))
+        };
+        let at = self.slots[..self.running].partition_point(|(running, _)| *running < unit);
+        self.slots.insert(at, (unit, slot));
         self.running += 1;
-        match self.slots.iter_mut().find(|(occupant, _)| occupant.is_none()) {
-            Some((occupant, slot)) => {
-                *occupant = Some(unit);
-                slot.set(Some(future));
-            }
-            None => self.slots.push((Some(unit), Box::pin(Some(future)))),
-        }
     }
 
-    /// Polls every running unit; the first that finishes frees its slot.
+    /// Polls the running units in stream order; the first that finishes frees its slot.
     fn poll_next(&mut self, task: &mut TaskContext<'_>) -> Poll<(u32, F::Output)> {
-        for (occupant, slot) in &mut self.slots {
-            let Some(unit) = *occupant else { continue };
-            let Some(future) = slot.as_mut().as_pin_mut() else {
-                continue;
-            };
+        for index in 0..self.running {
+            let (unit, slot) = &mut self.slots[index];
+            let future = slot.as_mut().as_pin_mut().expect("a running slot holds its future");
             if let Poll::Ready(output) = future.poll(task) {
-                slot.set(None);
-                *occupant = None;
-                self.running -= 1;
+                let unit = *unit;
+                self.free(index);
                 return Poll::Ready((unit, output));
             }
         }
         Poll::Pending
     }
 
+    /// Drops the future in a running slot and moves the slot among the free ones.
+    fn free(&mut self, index: usize) {
+        let mut entry = self.slots.remove(index);
+        entry.1.set(None);
+        self.slots.push(entry);
+        self.running -= 1;
+    }
+
     /// Drops every running unit's future, returning the units.
     fn cut(&mut self) -> Vec<u32> {
-        let mut cut = Vec::new();
-        for (occupant, slot) in &mut self.slots {
-            if let Some(unit) = occupant.take() {
-                slot.set(None);
-                cut.push(unit);
-            }
+        let cut = self.slots[..self.running].iter().map(|(unit, _)| *unit).collect();
+        for (_, slot) in &mut self.slots[..self.running] {
+            slot.set(None);
         }
         self.running = 0;
         cut
