@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kinesis_processor_benchmarks::contenders::{
-    baseline, deaggregate_only, irreducible, irreducible_usual, noop,
+    baseline, deaggregate_only, irreducible, irreducible_usual, noop, REMAINING,
 };
 use kinesis_processor_benchmarks::inputs::Shape;
 
@@ -42,7 +42,7 @@ fn main() {
             std::fs::write(format!("{dir}/{}-kpl.json", shape.name()), &aggregated).unwrap();
         }
         let framework = |payload: &[u8]| {
-            let report = runtime.block_on(processor.process(payload)).unwrap();
+            let report = runtime.block_on(processor.respond(payload, REMAINING)).unwrap();
             assert!(report.response().batch_item_failures.is_empty(), "every record succeeds");
             assert_eq!(report.summary().user_records, shape.records());
             serde_json::to_vec(report.response()).unwrap().len()

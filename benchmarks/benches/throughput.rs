@@ -6,7 +6,7 @@
 //! KPL-aggregated go through the framework too.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use kinesis_processor_benchmarks::contenders::{baseline, irreducible, noop};
+use kinesis_processor_benchmarks::contenders::{baseline, irreducible, noop, REMAINING};
 use kinesis_processor_benchmarks::inputs::Shape;
 
 fn throughput(c: &mut Criterion) {
@@ -18,7 +18,7 @@ fn throughput(c: &mut Criterion) {
         group.throughput(Throughput::Elements(shape.records() as u64));
         group.sample_size(30);
         let framework = |payload: &[u8]| {
-            let report = runtime.block_on(processor.process(payload)).unwrap();
+            let report = runtime.block_on(processor.respond(payload, REMAINING)).unwrap();
             assert!(report.response().batch_item_failures.is_empty());
             serde_json::to_vec(report.response()).unwrap()
         };

@@ -4,7 +4,7 @@
 //! round (the runtime's start included), wall clock and CPU, for comparing builds side by
 //! side on a shared machine.
 
-use kinesis_processor_benchmarks::contenders::{baseline, irreducible, noop};
+use kinesis_processor_benchmarks::contenders::{baseline, irreducible, noop, REMAINING};
 use kinesis_processor_benchmarks::inputs::Shape;
 
 fn main() {
@@ -63,7 +63,7 @@ fn measured(payload: &[u8], contender: &str, rounds: usize) {
             "baseline" => baseline(payload).len(),
             "irreducible" => irreducible(payload, &mut buffer),
             _ => {
-                let report = runtime.block_on(processor.process(payload)).unwrap();
+                let report = runtime.block_on(processor.respond(payload, REMAINING)).unwrap();
                 serde_json::to_vec(report.response()).unwrap().len()
             }
         };

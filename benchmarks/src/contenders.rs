@@ -32,6 +32,12 @@ pub fn touch(click: &Click) -> usize {
         + (click.ts as usize & 1)
 }
 
+/// The time left before the deadline that the framework is given: the most a Lambda
+/// invocation has. The benchmarks call [`Processor::respond`](kinesis_processor::Processor::respond),
+/// which is what the Lambda loop runs: the response and the counts, without the per-record
+/// rows of `process`.
+pub const REMAINING: std::time::Duration = std::time::Duration::from_secs(900);
+
 /// The framework with no-op business logic (`concurrency = 1`, the default).
 #[kinesis_processor(retries = 0)]
 pub async fn noop(click: Click, meta: &RecordMeta) -> Result<(), RecordError> {

@@ -177,14 +177,17 @@ impl<'p> EventRecord<'p> {
 
     /// Judges the record: every field processing needs, or the first reason it cannot be
     /// processed with whatever fields are usable. A valid record's sequence number and
-    /// partition key are copied to `text` for the report while they are in cache.
-    fn judge(&self, text: &mut String) -> Judged<'p> {
+    /// partition key are copied to `text`, when there is one, for the report while they
+    /// are in cache.
+    fn judge(&self, text: Option<&mut String>) -> Judged<'p> {
         match self.check() {
             Ok(mut checked) => {
-                checked.copied = Copied::both(
-                    report::push(text, checked.sequence_number),
-                    report::push(text, checked.partition_key),
-                );
+                if let Some(text) = text {
+                    checked.copied = Copied::both(
+                        report::push(text, checked.sequence_number),
+                        report::push(text, checked.partition_key),
+                    );
+                }
                 Judged::Valid(checked)
             }
             Err(problem) => Judged::Broken(self.broken(problem)),
@@ -326,16 +329,20 @@ pub(crate) type Sink<'s, 'b> = dyn FnMut(usize, Judged<'b>) + 's;
 /// Parses an invocation payload, handing each record to `sink` as soon as it is judged.
 /// Fails only when the payload is not a Kinesis batch; the records already handed over
 /// then mean nothing. Strings that JSON escapes made differ from the payload are copied
-/// into `arena`.
+/// into `arena`; with `copy_for_report`, valid records' strings also go to the report's
+/// text ([`Copied`]).
 pub(crate) fn parse<'b>(
     payload: &'b [u8],
     arena: &'b Bump,
+    copy_for_report: bool,
     sink: &mut Sink<'_, 'b>,
 ) -> Result<Parsed, Error> {
+    let capacity = if copy_for_report { estimated_records(payload) * COPIED_PER_RECORD } else { 0 };
     let mut collector = Collector {
         sink,
         arena,
-        text: String::with_capacity(estimated_records(payload) * COPIED_PER_RECORD),
+        copy_for_report,
+        text: String::with_capacity(capacity),
         records: 0,
         other_source: None,
         previous_shard: None,
@@ -411,6 +418,8 @@ fn finish<'b, R: serde_json::de::Read<'b>>(
 struct Collector<'c, 's, 'b> {
     sink: &'c mut Sink<'s, 'b>,
     arena: &'b Bump,
+    /// Whether the report keeps a row per record, and so its text.
+    copy_for_report: bool,
     /// The report's text (see [`Copied`]).
     text: String,
     /// Records handed over so far.
@@ -430,7 +439,7 @@ impl<'b> Collector<'_, '_, 'b> {
             let source = record.event_source.as_str().unwrap_or_default().to_owned();
             self.other_source = Some((index, source));
         }
-        let mut judged = record.judge(&mut self.text);
+        let mut judged = record.judge(self.copy_for_report.then_some(&mut self.text));
         if let Judged::Valid(checked) = &mut judged {
             self.share_shard_id(&mut checked.shard_id);
         }
@@ -840,7 +849,7 @@ mod tests {
         arena: &'b Bump,
     ) -> Result<(Parsed, Vec<Judged<'b>>), Error> {
         let mut records = Vec::new();
-        let parsed = parse(payload, arena, &mut |index, record| {
+        let parsed = parse(payload, arena, true, &mut |index, record| {
             assert_eq!(index, records.len(), "records are handed over in order");
             records.push(record);
         })?;
@@ -1103,6 +1112,19 @@ mod tests {
             assert_eq!(copied.partition_key().unwrap().of(&parsed.text), "k");
         }
         broken(&records[1]);
+    }
+
+    #[test]
+    fn nothing_is_copied_for_a_report_without_rows() {
+        let (payload, arena) = (record(GOOD), Bump::new());
+        let mut records = Vec::new();
+        let parsed = parse(payload.as_bytes(), &arena, false, &mut |_, record| {
+            records.push(record);
+        })
+        .unwrap();
+        assert!(parsed.text.is_empty());
+        let copied = valid(&records[0]).copied;
+        assert_eq!((copied.sequence_number(), copied.partition_key()), (None, None));
     }
 
     #[test]

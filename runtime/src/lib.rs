@@ -85,7 +85,7 @@ pub use handler::{Handler, RecordFn};
 pub use kinesis_processor_macros::kinesis_processor;
 pub use meta::RecordMeta;
 pub use processor::{Processor, SYNTHETIC_TIMEOUT};
-pub use report::{BatchReport, BatchSummary, Outcome, RecordOutcome};
+pub use report::{BatchOutcome, BatchReport, BatchSummary, Outcome, RecordOutcome};
 pub use settings::OnRetriesExhausted;
 
 /// What the attribute's expansion calls; not a public API.

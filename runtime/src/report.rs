@@ -1,4 +1,5 @@
-//! [`BatchReport`]: the response for Lambda and what became of every record.
+//! [`BatchReport`]: the response for Lambda and what became of every record; and
+//! [`BatchOutcome`], the response and the counts alone.
 
 use std::cmp::Ordering;
 use std::fmt;
@@ -39,10 +40,39 @@ use crate::sequence;
 /// ```
 #[derive(Clone, Debug)]
 pub struct BatchReport {
-    response: KinesisEventResponse,
+    outcome: BatchOutcome,
     rows: Vec<Row>,
     /// The strings of every row, end to end: one allocation for the whole batch.
     text: String,
+}
+
+/// What one invocation tells Lambda, and its counts: a [`BatchReport`] without a row per
+/// record. It is what the Lambda loop builds, since nothing there reads the rows; see
+/// [`Processor::respond`](crate::Processor::respond).
+///
+/// ```
+/// # #[cfg(feature = "testing")] {
+/// use std::time::Duration;
+/// use kinesis_processor::{kinesis_processor, RecordError};
+/// use kinesis_processor::testing::TestBatch;
+///
+/// #[kinesis_processor(format = text, retries = 0)]
+/// async fn shout(line: String) -> Result<(), RecordError> {
+///     if line.is_empty() { Err(RecordError::retry("empty")) } else { Ok(()) }
+/// }
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let event = TestBatch::new().text("a").text("").text("b").build();
+/// let outcome = shout().respond(event, Duration::from_secs(60)).await.unwrap();
+/// assert_eq!(outcome.summary().succeeded, 1);
+/// assert_eq!(outcome.summary().not_started, 1);
+/// assert_eq!(outcome.response().batch_item_failures.len(), 1);
+/// # });
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct BatchOutcome {
+    response: KinesisEventResponse,
     summary: BatchSummary,
 }
 
@@ -291,17 +321,69 @@ fn reason_index(reason: DeadLetterReason) -> usize {
     DeadLetterReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
 }
 
-impl BatchReport {
-    /// Builds the report from the ledger at the end of an invocation of `records` Kinesis
-    /// records.
-    /// `text` holds what the parser copied (see [`Copied`]).
-    pub(crate) fn new(
+/// How a finished batch becomes a report; the engine builds either kind.
+pub(crate) trait Report: Sized {
+    /// Whether the parser copies valid records' strings for the rows ([`Copied`]).
+    const ROWS: bool;
+
+    /// Builds the report at the end of an invocation of `records` Kinesis records. `text`
+    /// holds what the parser copied.
+    fn build(
         records: usize,
         text: String,
         units: &[Unit<'_>],
         ledger: Ledger<'_, '_>,
         cx: &Context<'_>,
         duration: Duration,
+    ) -> Result<Self, Error>;
+}
+
+impl Report for BatchReport {
+    const ROWS: bool = true;
+
+    fn build(
+        records: usize,
+        text: String,
+        units: &[Unit<'_>],
+        mut ledger: Ledger<'_, '_>,
+        cx: &Context<'_>,
+        duration: Duration,
+    ) -> Result<Self, Error> {
+        let mut rows = Rows { rows: Vec::with_capacity(units.len()), text: Arena::new(text) };
+        let outcome = BatchOutcome::new(records, units, &ledger, cx, duration, Some(&mut rows))?;
+        let Rows { mut rows, text } = rows;
+        for (unit, error) in std::mem::take(&mut ledger.errors) {
+            rows[unit as usize].error = Some(error);
+        }
+        Ok(BatchReport { outcome, rows, text: text.text })
+    }
+}
+
+impl Report for BatchOutcome {
+    const ROWS: bool = false;
+
+    fn build(
+        records: usize,
+        _: String,
+        units: &[Unit<'_>],
+        ledger: Ledger<'_, '_>,
+        cx: &Context<'_>,
+        duration: Duration,
+    ) -> Result<Self, Error> {
+        BatchOutcome::new(records, units, &ledger, cx, duration, None)
+    }
+}
+
+impl BatchOutcome {
+    /// The response and the counts, in one pass over the units that also adds each unit's
+    /// row to `rows` when there are rows.
+    fn new<'u>(
+        records: usize,
+        units: &[Unit<'u>],
+        ledger: &Ledger<'_, '_>,
+        cx: &Context<'_>,
+        duration: Duration,
+        mut rows: Option<&mut Rows<'u>>,
     ) -> Result<Self, Error> {
         let outcomes: Vec<Outcome> = ledger.outcomes().collect();
         let checkpoint = checkpoint(units, &outcomes)?;
@@ -309,8 +391,6 @@ impl BatchReport {
         if let Some(sequence_number) = checkpoint {
             response.add_failure(sequence_number);
         }
-        let mut text = Arena::new(text);
-        let mut rows = Vec::with_capacity(units.len());
         let mut summary = BatchSummary {
             records,
             user_records: units.len(),
@@ -332,24 +412,9 @@ impl BatchReport {
                 _ => false,
             };
             summary.redelivered += usize::from(redelivered);
-            rows.push(Row {
-                shard_id: text.shard_id.push(&mut text.text, unit.meta.shard_id()),
-                sequence_number: unit.copied.sequence_number().unwrap_or_else(|| {
-                    text.sequence_number.push(&mut text.text, unit.meta.sequence_number)
-                }),
-                partition_key: unit
-                    .copied
-                    .partition_key()
-                    .unwrap_or_else(|| push(&mut text.text, unit.meta.partition_key)),
-                sub_sequence_number: unit.meta.sub_sequence_number(),
-                outcome: *outcome,
-                attempts: ledger.attempts[index],
-                error: None,
-                redelivered,
-            });
-        }
-        for (unit, error) in ledger.errors {
-            rows[unit as usize].error = Some(error);
+            if let Some(rows) = rows.as_deref_mut() {
+                rows.push(unit, *outcome, ledger.attempts[index], redelivered);
+            }
         }
         let named = units.iter().find(|unit| !unit.meta.event_source_arn().is_empty());
         summary.stream_name = named.map(|unit| unit.meta.stream_name().to_owned());
@@ -361,7 +426,7 @@ impl BatchReport {
             let arrival = SystemTime::UNIX_EPOCH + Duration::from_millis(millis);
             cx.started.duration_since(arrival).unwrap_or_default()
         });
-        Ok(BatchReport { response, rows, text: text.text, summary })
+        Ok(BatchOutcome { response, summary })
     }
 
     /// The response for Lambda: at most one `batchItemFailures` entry, the first record
@@ -380,6 +445,29 @@ impl BatchReport {
         self.response.batch_item_failures.first()?.item_identifier.as_deref()
     }
 
+    /// Counts over the invocation.
+    pub fn summary(&self) -> &BatchSummary {
+        &self.summary
+    }
+}
+
+impl BatchReport {
+    /// The response for Lambda: at most one `batchItemFailures` entry, the first record
+    /// not finished. Empty when the whole batch is done.
+    pub fn response(&self) -> &KinesisEventResponse {
+        self.outcome.response()
+    }
+
+    /// The response, by value.
+    pub fn into_response(self) -> KinesisEventResponse {
+        self.outcome.into_response()
+    }
+
+    /// The sequence number Lambda will resume the shard from, if any.
+    pub fn checkpoint(&self) -> Option<&str> {
+        self.outcome.checkpoint()
+    }
+
     /// Every record's outcome, in stream order (user records of aggregates one by one).
     pub fn records(&self) -> impl ExactSizeIterator<Item = RecordOutcome<'_>> + '_ {
         self.rows.iter().map(move |row| RecordOutcome { report: self, row })
@@ -387,7 +475,39 @@ impl BatchReport {
 
     /// Counts over the invocation.
     pub fn summary(&self) -> &BatchSummary {
-        &self.summary
+        self.outcome.summary()
+    }
+
+    /// The response and the counts, without the rows.
+    pub fn outcome(&self) -> &BatchOutcome {
+        &self.outcome
+    }
+}
+
+/// The rows of a [`BatchReport`] while they are added, one per unit.
+struct Rows<'u> {
+    rows: Vec<Row>,
+    text: Arena<'u>,
+}
+
+impl<'u> Rows<'u> {
+    fn push(&mut self, unit: &Unit<'u>, outcome: Outcome, attempts: u32, redelivered: bool) {
+        let text = &mut self.text;
+        self.rows.push(Row {
+            shard_id: text.shard_id.push(&mut text.text, unit.meta.shard_id()),
+            sequence_number: unit.copied.sequence_number().unwrap_or_else(|| {
+                text.sequence_number.push(&mut text.text, unit.meta.sequence_number)
+            }),
+            partition_key: unit
+                .copied
+                .partition_key()
+                .unwrap_or_else(|| push(&mut text.text, unit.meta.partition_key)),
+            sub_sequence_number: unit.meta.sub_sequence_number(),
+            outcome,
+            attempts,
+            error: None,
+            redelivered,
+        });
     }
 }
 

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics;
 use crate::processor::Processor;
-use crate::report::BatchReport;
+use crate::report::{BatchOutcome, BatchReport, BatchSummary};
 
 impl<H: Handler> Processor<H> {
     /// Runs the processor.
@@ -44,41 +44,42 @@ impl<H: Handler> Processor<H> {
     async fn serve_lambda(&self) -> Result<(), Error> {
         let handler = service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
             let deadline = deadline_of(event.context.deadline);
-            let report = self
+            let outcome: BatchOutcome = self
                 .invoke(event.payload.get().as_bytes(), &event.context.request_id, deadline)
                 .await
                 .map_err(|error| -> lambda_runtime::Error {
                     tracing::error!(error = %error, "invocation failed; Lambda retries the whole batch");
                     Box::new(error)
                 })?;
-            self.write_metrics(&report);
-            Ok::<_, lambda_runtime::Error>(report.into_response())
+            self.write_metrics(outcome.summary());
+            Ok::<_, lambda_runtime::Error>(outcome.into_response())
         });
         lambda_runtime::run(handler).await.map_err(Error::Other)
     }
 
     /// Writes the invocation's EMF object on its own line of standard output.
-    fn write_metrics(&self, report: &BatchReport) {
+    fn write_metrics(&self, summary: &BatchSummary) {
         if !self.metrics.enabled() {
             return;
         }
-        let document = self.emf(report);
+        let document = self.emf(summary);
         let mut out = std::io::stdout().lock();
         // A failed write to stdout loses a metric, not a record: nothing to report.
         let _ = writeln!(out, "{document}").and_then(|()| out.flush());
     }
 
     /// The CloudWatch Embedded Metric Format object that [`run`](Self::run) writes to
-    /// standard output after an invocation in Lambda: the counts of `report` as metrics in
-    /// the processor's namespace, with the function and stream names as dimensions.
+    /// standard output after an invocation in Lambda: the counts of `summary` (of a
+    /// [`BatchReport`] or a [`BatchOutcome`]) as metrics in the processor's namespace, with
+    /// the function and stream names as dimensions.
     ///
-    /// Useful to a program that calls [`process`](Self::process) itself and wants the same
-    /// metrics.
-    pub fn emf(&self, report: &BatchReport) -> serde_json::Value {
+    /// Useful to a program that calls [`process`](Self::process) or
+    /// [`respond`](Self::respond) itself and wants the same metrics.
+    pub fn emf(&self, summary: &BatchSummary) -> serde_json::Value {
         let function_name =
             std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| self.name().to_owned());
         metrics::emf_document(
-            report.summary(),
+            summary,
             &function_name,
             &self.metrics.namespace(),
             self.metrics.shard_dimension,

@@ -2,11 +2,14 @@
 //! its manifest names (a per-record decode failure, or an invocation error with a clear
 //! message), never a panic, never a lost record.
 
+mod answers;
+
 use std::path::Path;
+use std::time::Duration;
 
 use kinesis_processor::aggregation::{aggregate, UserRecord};
 use kinesis_processor::testing::{MemoryDeadLetter, TestBatch};
-use kinesis_processor::{kinesis_processor, BatchReport, Error, RecordError};
+use kinesis_processor::{kinesis_processor, BatchOutcome, BatchReport, Error, RecordError};
 use md5::Digest as _;
 use serde_json::Value;
 
@@ -139,6 +142,42 @@ async fn process(
         ("json", Some(sink)) => json().dead_letter(sink).process(payload).await,
         ("json", None) => json().process(payload).await,
         (other, _) => panic!("unknown format {other}"),
+    }
+}
+
+/// What the Lambda loop runs: [`process`] without the per-record rows.
+async fn respond(
+    format: &str,
+    payload: &[u8],
+    with_sink: Option<MemoryDeadLetter>,
+) -> Result<BatchOutcome, Error> {
+    let remaining = Duration::from_secs(900);
+    match (format, with_sink) {
+        ("bytes", Some(sink)) => bytes().dead_letter(sink).respond(payload, remaining).await,
+        ("bytes", None) => bytes().respond(payload, remaining).await,
+        ("text", Some(sink)) => text().dead_letter(sink).respond(payload, remaining).await,
+        ("text", None) => text().respond(payload, remaining).await,
+        ("json", Some(sink)) => json().dead_letter(sink).respond(payload, remaining).await,
+        ("json", None) => json().respond(payload, remaining).await,
+        (other, _) => panic!("unknown format {other}"),
+    }
+}
+
+#[tokio::test]
+async fn the_lambda_loop_answers_every_hostile_payload_as_process_does() {
+    for case in &corpus() {
+        let name = case["file"].as_str().or(case["generate"].as_str()).unwrap();
+        let format = case["format"].as_str().unwrap();
+        let payload = payload(case);
+        for sink in [None, Some(MemoryDeadLetter::default())] {
+            let case = format!("{name}, with a sink: {}", sink.is_some());
+            let report = process(format, &payload, sink.clone()).await;
+            match (report, respond(format, &payload, sink).await) {
+                (Ok(report), Ok(outcome)) => answers::assert_same_answer(&report, &outcome, &case),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{case}"),
+                (a, b) => panic!("{case}: process gave {a:?}, respond {b:?}"),
+            }
+        }
     }
 }
 

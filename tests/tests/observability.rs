@@ -74,7 +74,7 @@ async fn every_metric_matches_the_outcomes_of_the_batch() {
     let _one_at_a_time = CAPTURING.lock().await;
     let processor = place().state(Arc::default()).dead_letter(MemoryDeadLetter::default());
     let report = processor.process(mixed_batch().build()).await.unwrap();
-    let emf = processor.emf(&report);
+    let emf = processor.emf(report.summary());
 
     let outcomes: Vec<Outcome> = report.records().map(|r| r.outcome()).collect();
     let count =

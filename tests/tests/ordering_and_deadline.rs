@@ -1,6 +1,8 @@
 //! Ordered concurrency by partition key and deadline-aware checkpoints: examples first,
 //! then properties over random batches on tokio's paused clock (fast and exact).
 
+mod answers;
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -435,6 +437,22 @@ proptest! {
         });
         let events = probe.events.lock().unwrap().clone();
         let rows: Vec<_> = report.records().collect();
+
+        // What the Lambda loop runs answers as `process` does. Without retries: their
+        // backoff is jittered, so two runs of one batch wait differently.
+        let processor = || {
+            probed()
+                .state(Arc::new(Probe::default()))
+                .concurrency(setting.concurrency)
+                .retries(0)
+                .deadline_margin(setting.margin)
+                .dead_letter(MemoryDeadLetter::default())
+        };
+        let (full, outcome) = runtime().block_on(async {
+            let full = processor().process_with_deadline(build(&specs), setting.remaining).await;
+            (full.unwrap(), processor().respond(build(&specs), setting.remaining).await.unwrap())
+        });
+        answers::assert_same_answer(&full, &outcome, &format!("{specs:?}"));
 
         // The response arrives before the deadline.
         prop_assert!(elapsed <= setting.remaining, "{elapsed:?} > {:?}", setting.remaining);

@@ -1,4 +1,5 @@
-//! The engine: one invocation, from payload bytes to a [`BatchReport`].
+//! The engine: one invocation, from payload bytes to a [`BatchReport`](crate::BatchReport) or, in
+//! Lambda, a [`BatchOutcome`](crate::BatchOutcome).
 //!
 //! Parsing ([`crate::event`]) hands over the records one by one, and [`units`] makes each a
 //! work unit (de-aggregating KPL records afterwards); the [`ledger`] decides what becomes of
@@ -23,7 +24,7 @@ use crate::dead_letter::{ErasedSink, SendFuture};
 use crate::error::Error;
 use crate::event;
 use crate::handler::Handler;
-use crate::report::BatchReport;
+use crate::report::Report;
 use crate::settings::Settings;
 use attempt::{attempt, Attempted, RetryPolicy};
 pub(crate) use ledger::Ledger;
@@ -40,25 +41,26 @@ pub(crate) struct Context<'c> {
     pub sink: Option<&'c dyn ErasedSink>,
 }
 
-/// Processes one invocation payload.
-pub(crate) async fn process_batch<H: Handler>(
+/// Processes one invocation payload into a report of kind `R`.
+pub(crate) async fn process_batch<H: Handler, R: Report>(
     handler: &H,
     state: &H::State,
     payload: &[u8],
     cx: &Context<'_>,
-) -> Result<BatchReport, Error> {
+) -> Result<R, Error> {
     let clock = Instant::now();
     // Text of the batch that is not in the payload: strings that JSON escapes made differ
     // from it, and why broken records are broken. Usually it stays empty.
     let arena = Bump::new();
     let mut builder = units::Builder::for_payload(payload, &arena);
-    let parsed = event::parse(payload, &arena, &mut |index, record| builder.push(index, record))?;
+    let mut sink = |index, record| builder.push(index, record);
+    let parsed = event::parse(payload, &arena, R::ROWS, &mut sink)?;
     let mut aggregates = Vec::new();
     let units = builder.finish(&mut aggregates);
     describe_batch(parsed.records, &units);
     let mut ledger = Ledger::new(&units, cx);
     drive(handler, state, &units, &mut ledger, cx).await;
-    BatchReport::new(parsed.records, parsed.text, &units, ledger, cx, clock.elapsed())
+    R::build(parsed.records, parsed.text, &units, ledger, cx, clock.elapsed())
 }
 
 /// Fills in the invocation span's fields, now that the batch is known.
