@@ -1,11 +1,14 @@
 //! Arbitrary invocation payloads through the whole engine: never a panic, and never a lost
 //! record. With a sink that takes everything and a function that accepts everything, every
 //! record of a Kinesis batch must end succeeded or dead-lettered; anything that is not a
-//! Kinesis batch must be an invocation error.
+//! Kinesis batch must be an invocation error. The path the Lambda loop runs (`respond`, no
+//! row per record) must answer and count alike.
 #![no_main]
 
+use std::time::Duration;
+
 use kinesis_processor::testing::MemoryDeadLetter;
-use kinesis_processor::{kinesis_processor, Error, RecordError};
+use kinesis_processor::{kinesis_processor, BatchSummary, Error, RecordError};
 use libfuzzer_sys::fuzz_target;
 
 #[kinesis_processor(format = bytes, retries = 0)]
@@ -20,13 +23,20 @@ thread_local! {
 
 fuzz_target!(|payload: &[u8]| {
     let processor = accept().dead_letter(MemoryDeadLetter::default());
-    let outcome = RUNTIME.with(|runtime| runtime.block_on(processor.process(payload)));
-    match outcome {
-        Ok(report) => {
+    let (report, outcome) = RUNTIME.with(|runtime| {
+        let report = runtime.block_on(processor.process(payload));
+        (report, runtime.block_on(processor.respond(payload, Duration::from_secs(900))))
+    });
+    match (report, outcome) {
+        (Ok(report), Ok(outcome)) => {
             assert!(report.response().batch_item_failures.is_empty());
             assert!(report.records().all(|record| record.outcome().is_finished()));
+            assert!(outcome.response().batch_item_failures.is_empty());
+            let counts = |s: &BatchSummary| (s.records, s.user_records, s.succeeded, s.failed);
+            assert_eq!(counts(report.summary()), counts(outcome.summary()));
+            assert_eq!(report.summary().dead_lettered, outcome.summary().dead_lettered);
         }
-        Err(Error::InvalidEvent(_)) => {}
-        Err(other) => panic!("unexpected invocation error: {other}"),
+        (Err(Error::InvalidEvent(a)), Err(Error::InvalidEvent(b))) => assert_eq!(a, b),
+        (report, outcome) => panic!("unexpected: {report:?} and {outcome:?}"),
     }
 });
