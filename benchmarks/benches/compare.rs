@@ -42,7 +42,8 @@ fn main() {
             std::fs::write(format!("{dir}/{}-kpl.json", shape.name()), &aggregated).unwrap();
         }
         let framework = |payload: &[u8]| {
-            let report = runtime.block_on(processor.respond(payload, REMAINING)).unwrap();
+            let report =
+                runtime.block_on(processor.respond(payload, "benchmark", REMAINING)).unwrap();
             assert!(report.response().batch_item_failures.is_empty(), "every record succeeds");
             assert_eq!(report.summary().user_records, shape.records());
             serde_json::to_vec(report.response()).unwrap().len()

@@ -18,7 +18,8 @@ fn throughput(c: &mut Criterion) {
         group.throughput(Throughput::Elements(shape.records() as u64));
         group.sample_size(30);
         let framework = |payload: &[u8]| {
-            let report = runtime.block_on(processor.respond(payload, REMAINING)).unwrap();
+            let report =
+                runtime.block_on(processor.respond(payload, "benchmark", REMAINING)).unwrap();
             assert!(report.response().batch_item_failures.is_empty());
             serde_json::to_vec(report.response()).unwrap()
         };

@@ -63,7 +63,8 @@ fn measured(payload: &[u8], contender: &str, rounds: usize) {
             "baseline" => baseline(payload).len(),
             "irreducible" => irreducible(payload, &mut buffer),
             _ => {
-                let report = runtime.block_on(processor.respond(payload, REMAINING)).unwrap();
+                let report =
+                    runtime.block_on(processor.respond(payload, "benchmark", REMAINING)).unwrap();
                 serde_json::to_vec(report.response()).unwrap().len()
             }
         };

@@ -23,7 +23,8 @@ pub const SYNTHETIC_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 ///
 /// Calling the attributed function returns one; the builder methods set what the
 /// attribute did not, and [`run`](Self::run) serves Lambda invocations while
-/// [`process`](Self::process) handles one payload (tests, replays).
+/// [`process`](Self::process) handles one payload (tests, replays) and
+/// [`respond`](Self::respond) answers one as `run` does in Lambda.
 ///
 /// ```
 /// use kinesis_processor::{kinesis_processor, RecordError};
@@ -194,8 +195,11 @@ impl<H: Handler> Processor<H> {
     /// about 1% of the instructions and half the cache write misses on a batch of 10,000
     /// small records (benchmarks/README.md).
     ///
-    /// For programs that answer Lambda with their own loop; `remaining` is the time left
-    /// before the invocation's deadline.
+    /// For programs that answer Lambda with their own loop: `request_id` is the
+    /// invocation's (dead letters and the batch's span carry it), `remaining` the time left
+    /// before its deadline. Metrics are the caller's to write, with
+    /// [`emf`](Self::emf)`(outcome.summary())`. An `Err` means what it means for
+    /// [`process`](Self::process).
     ///
     /// ```
     /// # #[cfg(feature = "testing")] {
@@ -209,8 +213,8 @@ impl<H: Handler> Processor<H> {
     /// }
     ///
     /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
-    /// let outcome = accept().respond(TestBatch::new().text("a").build(), Duration::from_secs(60));
-    /// let outcome = outcome.await.unwrap();
+    /// let event = TestBatch::new().text("a").build();
+    /// let outcome = accept().respond(event, "request-1", Duration::from_secs(60)).await.unwrap();
     /// assert!(outcome.response().batch_item_failures.is_empty());
     /// assert_eq!(outcome.summary().succeeded, 1);
     /// # });
@@ -219,9 +223,10 @@ impl<H: Handler> Processor<H> {
     pub async fn respond(
         &self,
         payload: impl AsRef<[u8]>,
+        request_id: &str,
         remaining: Duration,
     ) -> Result<BatchOutcome, Error> {
-        self.invoke(payload.as_ref(), &local_request_id(), Instant::now() + remaining).await
+        self.invoke(payload.as_ref(), request_id, Instant::now() + remaining).await
     }
 
     /// Processes one invocation into a report of kind `R`.

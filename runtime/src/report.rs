@@ -63,7 +63,7 @@ pub struct BatchReport {
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
 /// let event = TestBatch::new().text("a").text("").text("b").build();
-/// let outcome = shout().respond(event, Duration::from_secs(60)).await.unwrap();
+/// let outcome = shout().respond(event, "request-1", Duration::from_secs(60)).await.unwrap();
 /// assert_eq!(outcome.summary().succeeded, 1);
 /// assert_eq!(outcome.summary().not_started, 1);
 /// assert_eq!(outcome.response().batch_item_failures.len(), 1);
@@ -102,8 +102,9 @@ impl Span {
     }
 }
 
-/// Where a unit's strings already are in the report's text: the parser copies a valid
-/// record's sequence number and partition key there while their bytes are in cache
+/// Where a unit's strings already are in the report's text: for a report with rows
+/// ([`Report::ROWS`]), the parser copies a valid record's sequence number and partition
+/// key there while their bytes are in cache
 /// (`event::EventRecord::judge`). Copying them only now would read each record's text
 /// again after the whole payload, a trip to memory per record: perf put those copies at
 /// 6% of the time on the 10,000-record benchmark batch.
@@ -157,7 +158,8 @@ pub enum Outcome {
     /// It failed and is reported to Lambda (retries ran out, or it was rejected or
     /// undecodable with no sink to take it, or the sink refused its dead letter).
     Failed,
-    /// The deadline came while it was being processed; its future was dropped.
+    /// The deadline came while it was being processed, or while it waited for its first
+    /// poll beside other running records; its future was dropped.
     TimedOut,
     /// It was never started: an earlier failure or the deadline stopped the batch first,
     /// or its dead letter was withheld because Lambda delivers it again anyway.

@@ -21,8 +21,8 @@ pub const DEFAULT_RETRIES: u32 = 2;
 ///
 /// When less than this is left of the invocation, no new record starts and running ones
 /// are cut where they wait. (A call that never waits, CPU work, runs to its end once
-/// polled: nothing starts after it.) One second leaves room for what must still happen before the deadline: the
-/// final dead-letter sends (an SQS `SendMessageBatch` answers in tens of milliseconds; the
+/// polled: nothing starts after it.) One second leaves room for what must still happen
+/// before the deadline: the final dead-letter sends (an SQS `SendMessageBatch` answers in tens of milliseconds; the
 /// SDK's retries of a throttled call take a few hundred) and the response itself. With
 /// Lambda's default 3-second timeout it still leaves two seconds of processing.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(1);

@@ -153,12 +153,18 @@ async fn respond(
 ) -> Result<BatchOutcome, Error> {
     let remaining = Duration::from_secs(900);
     match (format, with_sink) {
-        ("bytes", Some(sink)) => bytes().dead_letter(sink).respond(payload, remaining).await,
-        ("bytes", None) => bytes().respond(payload, remaining).await,
-        ("text", Some(sink)) => text().dead_letter(sink).respond(payload, remaining).await,
-        ("text", None) => text().respond(payload, remaining).await,
-        ("json", Some(sink)) => json().dead_letter(sink).respond(payload, remaining).await,
-        ("json", None) => json().respond(payload, remaining).await,
+        ("bytes", Some(sink)) => {
+            bytes().dead_letter(sink).respond(payload, "bad-input", remaining).await
+        }
+        ("bytes", None) => bytes().respond(payload, "bad-input", remaining).await,
+        ("text", Some(sink)) => {
+            text().dead_letter(sink).respond(payload, "bad-input", remaining).await
+        }
+        ("text", None) => text().respond(payload, "bad-input", remaining).await,
+        ("json", Some(sink)) => {
+            json().dead_letter(sink).respond(payload, "bad-input", remaining).await
+        }
+        ("json", None) => json().respond(payload, "bad-input", remaining).await,
         (other, _) => panic!("unknown format {other}"),
     }
 }

@@ -276,18 +276,19 @@ fn calls_that_never_yield_still_stop_at_the_deadline() {
             let report = probed()
                 .state(Arc::new(Probe::default()))
                 .concurrency(concurrency)
-                .deadline_margin(Duration::from_millis(200))
-                .process_with_deadline(build(&plain(&specs)), Duration::from_millis(600))
+                .deadline_margin(Duration::from_millis(400))
+                .process_with_deadline(build(&plain(&specs)), Duration::from_secs(1))
                 .await
                 .unwrap();
-            // Cut 400 ms in: the call running then finishes, and nothing runs after it.
-            // Calls run in stream order, so the finished ones are a prefix of the batch;
-            // with room for four, the ones placed but not yet run are cut.
+            // Cut 600 ms in: the call running then finishes, and nothing runs after it, so
+            // at most 13 calls of 50 ms finish (all 20 did, a second late, before the clock
+            // was read). Calls run in stream order, so the finished ones are a prefix of the
+            // batch; with room for four, the ones placed but not yet run are cut.
             let elapsed = started.elapsed();
-            assert!(elapsed < Duration::from_millis(600), "{concurrency}: {elapsed:?}");
+            assert!(elapsed < Duration::from_secs(1), "{concurrency}: {elapsed:?}");
             let outcomes = outcomes(&report);
             let done = outcomes.iter().take_while(|o| **o == Outcome::Succeeded).count();
-            assert!((1..20).contains(&done), "{concurrency}: {outcomes:?}");
+            assert!((1..=13).contains(&done), "{concurrency}: {outcomes:?}");
             let (cut, unstarted) = outcomes[done..].split_at(concurrency - 1);
             assert!(cut.iter().all(|o| *o == Outcome::TimedOut), "{outcomes:?}");
             assert!(unstarted.iter().all(|o| *o == Outcome::NotStarted), "{outcomes:?}");
@@ -450,7 +451,7 @@ proptest! {
         };
         let (full, outcome) = runtime().block_on(async {
             let full = processor().process_with_deadline(build(&specs), setting.remaining).await;
-            (full.unwrap(), processor().respond(build(&specs), setting.remaining).await.unwrap())
+            (full.unwrap(), processor().respond(build(&specs), "property", setting.remaining).await.unwrap())
         });
         answers::assert_same_answer(&full, &outcome, &format!("{specs:?}"));
 

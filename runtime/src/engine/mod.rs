@@ -107,8 +107,9 @@ async fn drive<'u, H: Handler>(
     let mut cut = false;
 
     loop {
-        // The cut timer fires only when the task yields, and a call that never waits (CPU
-        // work) does not let it: the clock is read before anything new starts.
+        // The cut timer fires only when the task yields, and calls that never wait (CPU
+        // work) do not let it: the clock is read here too, after each event and before
+        // units start. (Units already placed still get their first poll in the same pass.)
         if !cut && Instant::now() >= cut_at {
             cut = true;
             cut_running(&mut slots, ledger);
@@ -146,8 +147,9 @@ async fn drive<'u, H: Handler>(
             if let Poll::Ready(event) = poll_sends(&mut sends, task) {
                 return Poll::Ready(event);
             }
-            // Then the units: one that has finished has finished, deadline or not, and most
-            // finish on their first poll, before any timer needs registering.
+            // Then the units, before the timers: a unit that finished in this pass counts as
+            // finished even at the deadline, and most finish on their first poll, before any
+            // timer needs registering.
             if let Poll::Ready((unit, attempted)) = slots.poll_next(task) {
                 return Poll::Ready(Event::Finished(unit, attempted));
             }
@@ -276,5 +278,37 @@ impl<F: Future> Slots<F> {
         }
         self.running = 0;
         cut
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type Call = Pin<Box<dyn Future<Output = &'static str>>>;
+
+    fn ready(label: &'static str) -> Call {
+        Box::pin(std::future::ready(label))
+    }
+
+    #[test]
+    fn slots_poll_in_stream_order_and_reuse_freed_slots() {
+        let mut task = TaskContext::from_waker(std::task::Waker::noop());
+        let mut slots = Slots::new();
+        slots.place(5, ready("five"));
+        slots.place(2, ready("two"));
+        slots.place(7, Box::pin(std::future::pending()));
+        assert_eq!(slots.running(), 3);
+        assert_eq!(slots.poll_next(&mut task), Poll::Ready((2, "two")), "placed later, earlier");
+        assert_eq!(slots.poll_next(&mut task), Poll::Ready((5, "five")));
+        assert_eq!(slots.poll_next(&mut task), Poll::Pending);
+        slots.place(3, ready("three"));
+        assert_eq!(slots.slots.len(), 3, "a freed slot is reused");
+        assert_eq!(slots.poll_next(&mut task), Poll::Ready((3, "three")));
+        assert_eq!(slots.cut(), [7]);
+        assert_eq!(slots.running(), 0);
+        slots.place(1, ready("one"));
+        assert_eq!(slots.poll_next(&mut task), Poll::Ready((1, "one")));
+        assert_eq!((slots.running(), slots.slots.len()), (0, 3));
     }
 }
