@@ -8,6 +8,7 @@
 //! letters as they accumulate, and enforces the deadline.
 
 mod attempt;
+mod cutoff;
 mod ledger;
 mod schedule;
 pub(crate) mod units;
@@ -105,12 +106,13 @@ async fn drive<'u, H: Handler>(
     let mut cut_timer = std::pin::pin!(sleep_until(cut_at));
     let mut give_up_timer = std::pin::pin!(sleep_until(give_up_at));
     let mut cut = false;
+    let cutoff = cutoff::Cutoff::new(cut_at);
 
     loop {
         // The cut timer fires only when the task yields, and calls that never wait (CPU
         // work) do not let it: the clock is read here too, after each event and before
         // units start. (Units already placed still get their first poll in the same pass.)
-        if !cut && Instant::now() >= cut_at {
+        if !cut && cutoff.passed() {
             cut = true;
             cut_running(&mut slots, ledger);
         }
