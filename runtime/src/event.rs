@@ -30,6 +30,10 @@ pub(crate) struct Parsed {
     pub records: usize,
     /// The start of the report's text: what was copied for it while parsing ([`Copied`]).
     pub text: String,
+    /// The earliest arrival of a valid record, in milliseconds since 1970: the iterator
+    /// age's start, noted while each record is in cache so that the end of the batch need
+    /// not read every unit again.
+    pub oldest_arrival: Option<u64>,
 }
 
 /// One element of `Records`, judged as soon as it was parsed. Its strings borrow from the
@@ -346,6 +350,7 @@ pub(crate) fn parse<'b>(
         records: 0,
         other_source: None,
         previous_shard: None,
+        oldest_arrival: None,
     };
     let document = parse_document(payload, &mut collector)
         .map_err(|e| Error::InvalidEvent(format!("the payload is not valid JSON: {e}")))?;
@@ -371,7 +376,11 @@ pub(crate) fn parse<'b>(
                 "record {index} comes from `{source}`, not `{KINESIS}`: this function \
                  processes Kinesis batches"
             ))),
-            None => Ok(Parsed { records: collector.records, text: collector.text }),
+            None => Ok(Parsed {
+                records: collector.records,
+                text: collector.text,
+                oldest_arrival: collector.oldest_arrival,
+            }),
         },
     }
 }
@@ -428,6 +437,8 @@ struct Collector<'c, 's, 'b> {
     other_source: Option<(usize, String)>,
     /// The previous valid record's shard id.
     previous_shard: Option<&'b str>,
+    /// The earliest arrival of a valid record so far.
+    oldest_arrival: Option<u64>,
 }
 
 impl<'b> Collector<'_, '_, 'b> {
@@ -442,6 +453,8 @@ impl<'b> Collector<'_, '_, 'b> {
         let mut judged = record.judge(self.copy_for_report.then_some(&mut self.text));
         if let Judged::Valid(checked) = &mut judged {
             self.share_shard_id(&mut checked.shard_id);
+            let arrival = checked.arrival_millis;
+            self.oldest_arrival = Some(self.oldest_arrival.map_or(arrival, |old| old.min(arrival)));
         }
         (self.sink)(index, judged);
     }
@@ -869,6 +882,33 @@ mod tests {
             Judged::Broken(broken) => broken,
             Judged::Valid(checked) => panic!("a valid record: {checked:?}"),
         }
+    }
+
+    #[test]
+    fn the_oldest_arrival_is_that_of_the_earliest_valid_record() {
+        let record = |arrival: &str, data: &str| {
+            format!(
+                r#"{{"kinesis":{{"sequenceNumber":"1","partitionKey":"k",{data}
+                "approximateArrivalTimestamp":{arrival}}},"eventSource":"aws:kinesis",
+                "eventID":"shardId-000000000006:1","eventSourceARN":"arn:aws:kinesis:us-east-1:1:stream/s"}}"#
+            )
+        };
+        let payload = format!(
+            r#"{{"Records":[{},{},{},{}]}}"#,
+            record("1607497475.5", r#""data":"aGk=","#),
+            record("1607490000.25", r#""data":"aGk=","#),
+            // Older still, but without data: broken, so it is not counted.
+            record("1500000000", ""),
+            record("1607499999", r#""data":"aGk=","#),
+        );
+        let arena = Bump::new();
+        let (parsed, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+        assert_eq!(records.iter().filter(|r| matches!(r, Judged::Valid(_))).count(), 3);
+        assert_eq!(parsed.oldest_arrival, Some(1_607_490_000_250));
+
+        let none_valid = format!(r#"{{"Records":[{}]}}"#, record("1500000000", ""));
+        let (parsed, _) = parse_all(none_valid.as_bytes(), &arena).unwrap();
+        assert_eq!(parsed.oldest_arrival, None);
     }
 
     #[test]

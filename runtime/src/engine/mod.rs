@@ -61,7 +61,7 @@ pub(crate) async fn process_batch<H: Handler, R: Report>(
     describe_batch(parsed.records, &units);
     let mut ledger = Ledger::new(&units, cx);
     drive(handler, state, &units, &mut ledger, cx).await;
-    R::build(parsed.records, parsed.text, &units, ledger, cx, clock.elapsed())
+    R::build(parsed, &units, ledger, cx, clock.elapsed())
 }
 
 /// Fills in the invocation span's fields, now that the batch is known.
