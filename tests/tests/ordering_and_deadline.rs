@@ -262,6 +262,26 @@ fn a_hung_call_returns_a_partial_response_before_a_three_second_deadline() {
     });
 }
 
+/// A call that ends the moment the cut comes: nothing after it starts, also on tokio's
+/// paused clock, which moves only while the runtime waits.
+#[test]
+fn nothing_starts_after_a_call_that_ends_as_the_cut_comes() {
+    runtime().block_on(async {
+        let specs =
+            [("a", Behaviour::Ok(2000)), ("b", Behaviour::Ok(100)), ("c", Behaviour::Ok(0))];
+        let report = probed()
+            .state(Arc::new(Probe::default()))
+            .process_with_deadline(build(&plain(&specs)), Duration::from_secs(3))
+            .await
+            .unwrap();
+        // Cut at the default one-second margin: two seconds in, as the first call ends.
+        assert_eq!(
+            outcomes(&report),
+            [Outcome::Succeeded, Outcome::NotStarted, Outcome::NotStarted]
+        );
+    });
+}
+
 /// Calls that never yield give the runtime's timers no chance to fire, so the deadline must
 /// be read from the clock before each start. Real time: the paused clock stands still while
 /// a thread sleeps.

@@ -6,87 +6,121 @@
 //! from overlapping one record's work with the next: 33 ns a read on the benchmark machine,
 //! and 2% of the time of a 10,000-record batch of small records in perf.
 //!
-//! Linux's coarse monotonic clock is the kernel's time at its last tick: a plain load, no
-//! fence, but behind by a few milliseconds (3 to 11 ms on the benchmark machine, with both
-//! cores busy). So it only says whether the cut is still far off; within [`NEAR`] of it,
-//! the exact clock decides, as it did for every unit before.
-
-use std::time::Duration;
+//! Between units that never waited, Linux's coarse monotonic clock answers instead: the
+//! kernel's time at its last tick, a plain load with no fence, but behind by a few
+//! milliseconds (3 to 11 ms on the benchmark machine, with both cores busy). It only says
+//! whether the cut is still more than [`NEAR`] away; nearer, or after the driver waited,
+//! the exact clock decides. After a wait it must: tokio's clock, which tests may pause,
+//! moves only across waits, and the coarse clock is the machine's.
 
 use tokio::time::Instant;
 
-/// How close to the cut the exact clock takes over: several times the coarse clock's
-/// largest lag seen, and small beside any deadline margin (one second by default).
+/// How close to the cut the exact clock takes over from the coarse one: several times the
+/// coarse clock's largest lag seen. Should the coarse clock ever lag more, a unit may
+/// start up to that excess past the cut, inside the deadline margin kept for what follows.
 #[cfg(target_os = "linux")]
-const NEAR: Duration = Duration::from_millis(50);
+const NEAR: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The moment after which no unit starts.
 pub(crate) struct Cutoff {
     cut_at: Instant,
-    /// The coarse clock's reading when the exact clock read `cut_at` minus `far_for`.
+    /// The coarse clock's reading when the cutoff was made, just before the exact one.
     #[cfg(target_os = "linux")]
-    coarse_start: Duration,
-    /// How long after `coarse_start` the cut is surely not yet near.
+    coarse_start: std::time::Duration,
+    /// How long after `coarse_start` the cut is still more than [`NEAR`] away.
     #[cfg(target_os = "linux")]
-    far_for: Duration,
+    far_for: std::time::Duration,
 }
 
 impl Cutoff {
-    /// A cutoff at `cut_at`, on tokio's clock (which tests may pause).
+    /// A cutoff at `cut_at`, on tokio's clock.
     pub(crate) fn new(cut_at: Instant) -> Self {
         #[cfg(target_os = "linux")]
         {
+            // Coarse first: a delay between the two reads then makes the check stricter,
+            // never later.
+            let coarse_start = coarse_now();
             let left = cut_at.saturating_duration_since(Instant::now());
-            Cutoff { cut_at, coarse_start: coarse_now(), far_for: left.saturating_sub(NEAR) }
+            Cutoff { cut_at, coarse_start, far_for: left.saturating_sub(NEAR) }
         }
         #[cfg(not(target_os = "linux"))]
         Cutoff { cut_at }
     }
 
-    /// Whether the cut has come.
-    pub(crate) fn passed(&self) -> bool {
+    /// Whether the cut has come. `waited`: whether the driver waited since it last asked.
+    pub(crate) fn passed(&self, waited: bool) -> bool {
+        // Real time elapsed, by the coarse clock: without a wait, tokio's clock moved
+        // with it.
         #[cfg(target_os = "linux")]
-        if coarse_now().saturating_sub(self.coarse_start) < self.far_for {
+        if !waited && coarse_now().saturating_sub(self.coarse_start) < self.far_for {
             return false;
         }
+        #[cfg(not(target_os = "linux"))]
+        let _ = waited;
         Instant::now() >= self.cut_at
     }
 }
 
 /// The coarse monotonic clock.
 #[cfg(target_os = "linux")]
-fn coarse_now() -> Duration {
+fn coarse_now() -> std::time::Duration {
     let time = rustix::time::clock_gettime(rustix::time::ClockId::MonotonicCoarse);
     let seconds = u64::try_from(time.tv_sec).unwrap_or(0);
     let nanos = u32::try_from(time.tv_nsec).unwrap_or(0);
-    Duration::new(seconds, nanos)
+    std::time::Duration::new(seconds, nanos)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn a_cut_in_the_past_has_passed() {
         let now = Instant::now();
-        assert!(Cutoff::new(now).passed());
-        assert!(Cutoff::new(now - Duration::from_secs(5)).passed());
+        for waited in [false, true] {
+            assert!(Cutoff::new(now).passed(waited));
+            if let Some(earlier) = now.checked_sub(Duration::from_secs(5)) {
+                assert!(Cutoff::new(earlier).passed(waited));
+            }
+        }
+    }
+
+    /// Whether a cutoff `wait` from now has passed when asked right away. `None` when the
+    /// machine took so long between the two that the cut had come anyway.
+    fn passed_right_away(wait: Duration, waited: bool) -> Option<bool> {
+        let created = Instant::now();
+        let passed = Cutoff::new(created + wait).passed(waited);
+        (created.elapsed() < wait).then_some(passed)
     }
 
     #[test]
-    fn a_cut_a_second_away_has_not_passed() {
-        let cutoff = Cutoff::new(Instant::now() + Duration::from_secs(1));
-        assert!(!cutoff.passed());
+    fn a_cut_still_to_come_has_not_passed() {
+        // Near the cut from the start (the exact clock decides), and far from it (the
+        // coarse clock does, unless the driver waited).
+        for wait in [Duration::from_millis(30), Duration::from_secs(1)] {
+            for waited in [false, true] {
+                let passed = passed_right_away(wait, waited);
+                assert_ne!(passed, Some(true), "{wait:?} before the cut, waited: {waited}");
+            }
+        }
     }
 
     #[test]
     fn the_cut_has_passed_once_its_time_has_come() {
-        // Near the cut from the start, and far from it at first.
         for wait in [Duration::from_millis(30), Duration::from_millis(120)] {
             let cutoff = Cutoff::new(Instant::now() + wait);
-            assert!(!cutoff.passed(), "{wait:?} before the cut");
             std::thread::sleep(wait);
-            assert!(cutoff.passed(), "{wait:?} after the cut was due");
+            assert!(cutoff.passed(false), "{wait:?} after the cut was due");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn after_a_wait_paused_time_decides() {
+        let cutoff = Cutoff::new(Instant::now() + Duration::from_secs(10));
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        // No real time passed: only the exact clock, tokio's, knows the cut has come.
+        assert!(cutoff.passed(true));
     }
 }

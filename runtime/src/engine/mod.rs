@@ -107,12 +107,14 @@ async fn drive<'u, H: Handler>(
     let mut give_up_timer = std::pin::pin!(sleep_until(give_up_at));
     let mut cut = false;
     let cutoff = cutoff::Cutoff::new(cut_at);
+    // Whether the last pass waited, which moves tokio's clock (see `cutoff`).
+    let mut waited = false;
 
     loop {
         // The cut timer fires only when the task yields, and calls that never wait (CPU
         // work) do not let it: the clock is read here too, after each event and before
         // units start. (Units already placed still get their first poll in the same pass.)
-        if !cut && cutoff.passed() {
+        if !cut && cutoff.passed(std::mem::take(&mut waited)) {
             cut = true;
             cut_running(&mut slots, ledger);
         }
@@ -161,6 +163,7 @@ async fn drive<'u, H: Handler>(
             if !sends.is_empty() && give_up_timer.as_mut().poll(task).is_ready() {
                 return Poll::Ready(Event::GiveUp);
             }
+            waited = true;
             Poll::Pending
         })
         .await;
