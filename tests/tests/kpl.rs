@@ -236,6 +236,32 @@ async fn a_broken_aggregate_is_dead_lettered_whole_never_shortened() {
     assert_eq!(letter.data_bytes().unwrap(), truncated, "the whole record, as it came");
 }
 
+/// A broken aggregate's envelope is sound, so its arrival counts toward the iterator age,
+/// in the Lambda loop's summary as in `process`'s report.
+#[tokio::test]
+async fn a_broken_aggregate_still_counts_toward_the_iterator_age() {
+    let good = kinesis_processor::aggregation::aggregate([user("a", b"one")]).unwrap();
+    let mut truncated = good[0].data[..good[0].data.len() - 18].to_vec();
+    let body = truncated[4..].to_vec();
+    truncated.extend_from_slice(&md5_digest(&body));
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let event =
+        TestBatch::new().text("fine").bytes(&truncated).arrival(two_hours_ago).text("ok").build();
+
+    let processor = reject_bad().dead_letter(MemoryDeadLetter::default());
+    let report = processor.process(event.clone()).await.unwrap();
+    let outcome =
+        processor.respond(event, "test", std::time::Duration::from_secs(60)).await.unwrap();
+    assert_eq!(
+        report.records().nth(1).unwrap().outcome(),
+        Outcome::DeadLettered(DeadLetterReason::DecodeError)
+    );
+    for age in [report.summary().iterator_age, outcome.summary().iterator_age] {
+        let age = age.expect("an iterator age").as_secs();
+        assert!((7200..7260).contains(&age), "{age} s");
+    }
+}
+
 #[tokio::test]
 async fn corrupt_digests_and_bare_magic_are_plain_records() {
     let good = kinesis_processor::aggregation::aggregate([user("a", b"one")]).unwrap();
