@@ -64,6 +64,28 @@ async fn unpadded_base64_is_accepted() {
     assert_eq!(outcomes(&report), [Outcome::Succeeded]);
 }
 
+#[kinesis_processor(format = bytes)]
+async fn refuse(data: Vec<u8>) -> Result<(), RecordError> {
+    Err(RecordError::reject(format!("refused {:?}", String::from_utf8_lossy(&data))))
+}
+
+#[tokio::test]
+async fn a_dead_letter_carries_the_data_exactly_as_it_came() {
+    // Padded, unpadded, partly padded (accepted, though no encoder writes it), empty: the
+    // data is decoded for the function and dead-lettered as the very text received.
+    let texts = ["aGk=", "aGk", "aGVsbA==", "aGVsbA", "aGVsbA=", ""];
+    let event = texts.iter().fold(TestBatch::new(), |batch, text| batch.base64(text)).build();
+    let dlq = MemoryDeadLetter::default();
+    refuse().dead_letter(dlq.clone()).process(event).await.unwrap();
+    let letters = dlq.records();
+    let data: Vec<_> = letters.iter().map(|letter| letter.data.as_deref().unwrap()).collect();
+    assert_eq!(data, texts);
+    let errors: Vec<_> = letters.iter().map(|letter| letter.error.as_str()).collect();
+    for (error, decoded) in errors.iter().zip(["hi", "hi", "hell", "hell", "hell", ""]) {
+        assert!(error.contains(&format!("refused {decoded:?}")), "{error}");
+    }
+}
+
 #[tokio::test]
 async fn a_fractional_arrival_timestamp_is_milliseconds() {
     let event = TestBatch::new()

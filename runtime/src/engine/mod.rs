@@ -9,6 +9,7 @@
 
 mod attempt;
 mod cutoff;
+mod decoded;
 mod ledger;
 mod schedule;
 pub(crate) mod units;
@@ -56,8 +57,7 @@ pub(crate) async fn process_batch<H: Handler, R: Report>(
     let mut builder = units::Builder::for_payload(payload, &arena);
     let mut sink = |index, record| builder.push(index, record);
     let parsed = event::parse(payload, &arena, R::ROWS, &mut sink)?;
-    let mut aggregates = Vec::new();
-    let units = builder.finish(&mut aggregates);
+    let units = builder.finish();
     describe_batch(parsed.records, &units);
     let mut ledger = Ledger::new(&units, cx);
     drive(handler, state, &units, &mut ledger, cx).await;

@@ -4,12 +4,18 @@
 //! [`crate::aggregation`]), each with its own partition key and its parent's sequence
 //! number. A record whose envelope is broken is still a unit, so that it is accounted for:
 //! it carries the reason and is dead-lettered as undecodable.
+//!
+//! A record's data is base64-decoded as the parser hands the record over, while its text
+//! is in cache ([`super::decoded`]). The driver reaches a unit only once the whole payload
+//! is parsed, and by then the text of a large payload has left the core's caches: decoded
+//! there, on a batch of 10,000 60-byte records, the framework took 1.27-1.30x the
+//! irreducible loop's time, and 1.11-1.12x decoded ahead.
 
 use std::time::SystemTime;
 
-use base64::Engine as _;
 use bumpalo::Bump;
 
+use super::decoded::DecodedData;
 use crate::aggregation::{self, Deaggregated, UserRecord};
 use crate::base64_data;
 use crate::event::{BrokenRecord, CheckedRecord, Judged};
@@ -32,15 +38,27 @@ pub(crate) struct Unit<'b> {
 
 /// Where a unit's bytes are.
 pub(crate) enum Data<'b> {
-    /// The event's `data` field, still base64.
+    /// The event's `data` field, still base64: text that is not canonical base64, decoded
+    /// (or refused, with the reason) when the unit runs.
     Base64(&'b str),
-    /// Bytes already decoded (a user record inside an aggregate).
-    Raw(&'b [u8]),
+    /// Decoded bytes: a record's data, or a user record's inside an aggregate. Their base64,
+    /// `padded` or not, is a record's `data` field exactly as received (only canonical text
+    /// is decoded ahead), and a user record's in the usual padded form.
+    Bytes { bytes: &'b [u8], padded: bool },
     /// No usable data (a broken envelope).
     Missing,
 }
 
 impl<'b> Data<'b> {
+    /// The data of a record's `data` field: decoded when the text is canonical base64, the
+    /// text otherwise.
+    fn of_field(text: &'b str, decoded: &mut DecodedData<'b>) -> Self {
+        match decoded.decode(text) {
+            Some(bytes) => Data::Bytes { bytes, padded: text.len() % 4 == 0 },
+            None => Data::Base64(text),
+        }
+    }
+
     /// The unit's bytes: decoded into `buffer` when base64, borrowed otherwise.
     pub fn bytes<'s>(&'s self, buffer: &'s mut Vec<u8>) -> Result<&'s [u8], String> {
         match self {
@@ -50,7 +68,7 @@ impl<'b> Data<'b> {
                     .map_err(|e| format!("`kinesis.data` is not valid base64: {e}"))?;
                 Ok(buffer)
             }
-            Data::Raw(bytes) => Ok(bytes),
+            Data::Bytes { bytes, .. } => Ok(bytes),
             Data::Missing => Err("the record has no data".into()),
         }
     }
@@ -59,7 +77,7 @@ impl<'b> Data<'b> {
     pub fn to_base64(&self) -> Option<String> {
         match self {
             Data::Base64(text) => Some((*text).to_owned()),
-            Data::Raw(bytes) => Some(base64::engine::general_purpose::STANDARD.encode(bytes)),
+            Data::Bytes { bytes, padded } => Some(base64_data::encode(bytes, *padded)),
             Data::Missing => None,
         }
     }
@@ -73,8 +91,10 @@ pub(crate) struct Builder<'b> {
     arena: &'b Bump,
     /// The source of the previous valid record, which the next one most likely shares.
     source: &'b Source<'b>,
-    /// Units whose data may be a KPL aggregate, by position.
-    maybe_aggregates: Vec<usize>,
+    /// The units whose data opens as a KPL aggregate, by position, with their bytes.
+    aggregates: Vec<(usize, &'b [u8])>,
+    /// Where the records' data is decoded to.
+    decoded: DecodedData<'b>,
 }
 
 impl<'b> Builder<'b> {
@@ -84,7 +104,8 @@ impl<'b> Builder<'b> {
             units: Vec::with_capacity(crate::event::estimated_records(payload)),
             arena,
             source: &Source::UNKNOWN,
-            maybe_aggregates: Vec::new(),
+            aggregates: Vec::new(),
+            decoded: DecodedData::new(arena),
         }
     }
 
@@ -92,11 +113,12 @@ impl<'b> Builder<'b> {
     pub fn push(&mut self, index: usize, record: Judged<'b>) {
         let unit = match record {
             Judged::Valid(checked) => {
-                if checked.may_be_aggregate {
-                    self.maybe_aggregates.push(self.units.len());
-                }
                 let source = self.source_of(&checked);
-                plain_unit(index, &checked, source)
+                let unit = plain_unit(index, &checked, source, &mut self.decoded);
+                if checked.may_be_aggregate {
+                    self.note_if_aggregate(&unit);
+                }
+                unit
             }
             Judged::Broken(broken) => broken_unit(index, broken, self.arena),
         };
@@ -116,51 +138,47 @@ impl<'b> Builder<'b> {
         self.source
     }
 
-    /// The units, KPL aggregates expanded into their user records. The user records borrow
-    /// from `decoded`, which [`Builder::decode_aggregates`] fills.
-    pub fn finish<'d>(self, decoded: &'d mut Vec<(usize, Vec<u8>)>) -> Vec<Unit<'d>>
-    where
-        'b: 'd,
-    {
-        self.decode_aggregates(decoded);
-        if decoded.is_empty() {
-            return self.units;
+    /// Notes the unit about to be pushed when its data opens as an aggregate. Text that
+    /// is not canonical base64 is decoded here whole, as the driver would decode it.
+    fn note_if_aggregate(&mut self, unit: &Unit<'b>) {
+        let bytes = match unit.data {
+            Data::Bytes { bytes, .. } => bytes,
+            Data::Base64(text) => match base64_data::decode(text.as_bytes()) {
+                Ok(bytes) => &*self.arena.alloc_slice_copy(&bytes),
+                Err(_) => return,
+            },
+            Data::Missing => return,
+        };
+        if aggregation::has_magic(bytes) {
+            self.aggregates.push((self.units.len(), bytes));
         }
-        expand(self.units, decoded, self.arena)
     }
 
-    /// Decodes the data of every unit that may be a KPL aggregate, keeping what is one, by
-    /// unit position.
-    fn decode_aggregates(&self, decoded: &mut Vec<(usize, Vec<u8>)>) {
-        for &at in &self.maybe_aggregates {
-            let Data::Base64(text) = self.units[at].data else { continue };
-            if let Ok(bytes) = base64_data::decode(text.as_bytes()) {
-                if aggregation::has_magic(&bytes) {
-                    decoded.push((at, bytes));
-                }
-            }
+    /// The units, KPL aggregates expanded into their user records.
+    pub fn finish(self) -> Vec<Unit<'b>> {
+        if self.aggregates.is_empty() {
+            return self.units;
         }
+        expand(self.units, &self.aggregates, self.arena)
     }
 }
 
-/// The units with each aggregate of `decoded` (by position) replaced by its user records.
-fn expand<'d>(
-    units: Vec<Unit<'d>>,
-    decoded: &'d [(usize, Vec<u8>)],
-    arena: &'d Bump,
-) -> Vec<Unit<'d>> {
+/// The units with each aggregate of `aggregates` (by position) replaced by its user records.
+fn expand<'b>(
+    units: Vec<Unit<'b>>,
+    aggregates: &[(usize, &'b [u8])],
+    arena: &'b Bump,
+) -> Vec<Unit<'b>> {
     let mut expanded = Vec::with_capacity(units.len());
-    let mut aggregates = decoded.iter().peekable();
+    let mut aggregates = aggregates.iter().peekable();
     for (at, mut unit) in units.into_iter().enumerate() {
-        let Some((_, bytes)) = aggregates.next_if(|(position, _)| *position == at) else {
+        let Some(&(_, bytes)) = aggregates.next_if(|(position, _)| *position == at) else {
             expanded.push(unit);
             continue;
         };
         match aggregation::deaggregate(bytes) {
-            Ok(Deaggregated::Plain) => {
-                unit.data = Data::Raw(bytes);
-                expanded.push(unit);
-            }
+            // Not an aggregate after all (as KCL decides): processed as it is.
+            Ok(Deaggregated::Plain) => expanded.push(unit),
             Ok(Deaggregated::Aggregate(users)) => {
                 expanded.extend(
                     users
@@ -180,7 +198,12 @@ fn expand<'d>(
 }
 
 /// A record processed as it is.
-fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>, source: &'b Source<'b>) -> Unit<'b> {
+fn plain_unit<'b>(
+    index: usize,
+    checked: &CheckedRecord<'b>,
+    source: &'b Source<'b>,
+    decoded: &mut DecodedData<'b>,
+) -> Unit<'b> {
     Unit {
         record: index,
         meta: RecordMeta {
@@ -191,7 +214,7 @@ fn plain_unit<'b>(index: usize, checked: &CheckedRecord<'b>, source: &'b Source<
             arrival_millis: checked.arrival_millis,
             sub_sequence: NOT_AGGREGATED,
         },
-        data: Data::Base64(checked.data),
+        data: Data::of_field(checked.data, decoded),
         problem: None,
         copied: checked.copied,
     }
@@ -207,7 +230,7 @@ fn user_record_unit<'b>(parent: &Unit<'b>, sub_sequence: u32, user: UserRecord<'
             sub_sequence,
             ..parent.meta.clone()
         },
-        data: Data::Raw(user.data),
+        data: Data::Bytes { bytes: user.data, padded: true },
         problem: None,
         // Its own partition key was not in the envelope; the sequence number is the parent's.
         copied: parent.copied.without_partition_key(),
@@ -279,8 +302,7 @@ mod tests {
         builder.push(1, checked(shard, "arn:x:stream/s"));
         builder.push(2, checked(shard, "arn:x:stream/other"));
         builder.push(3, checked("shardId-2", "arn:x:stream/other"));
-        let mut aggregates = Vec::new();
-        let units = builder.finish(&mut aggregates);
+        let units = builder.finish();
         let sources: Vec<_> = units.iter().map(|unit| unit.meta.source).collect();
         assert!(std::ptr::eq(sources[0], sources[1]));
         assert!(!std::ptr::eq(sources[1], sources[2]));
