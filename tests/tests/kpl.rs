@@ -277,6 +277,75 @@ async fn corrupt_digests_and_bare_magic_are_plain_records() {
     assert_eq!(seen[1]["data"], "84mawg==");
 }
 
+/// The base64 forms the runtime accepts for `bytes`: padded, unpadded when that differs,
+/// and partly padded when the padding is two `=`.
+fn base64_forms(bytes: &[u8]) -> Vec<String> {
+    let padded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut forms = vec![padded.clone()];
+    if padded.ends_with('=') {
+        forms.push(padded.trim_end_matches('=').to_owned());
+    }
+    if padded.ends_with("==") {
+        forms.push(padded[..padded.len() - 1].to_owned());
+    }
+    forms
+}
+
+#[tokio::test]
+async fn aggregates_are_read_alike_in_every_accepted_base64_form() {
+    // An aggregate whose base64 takes two `=`, so that it has all three forms.
+    let good = (0..3)
+        .map(|n| {
+            let filler = &b"xx"[..n];
+            let users = [user("a", b"good"), user("b", b"bad"), user("c", filler)];
+            kinesis_processor::aggregation::aggregate(users).unwrap().remove(0).data
+        })
+        .find(|data| data.len() % 3 == 1)
+        .unwrap();
+    let mut corrupt_digest = good.clone();
+    *corrupt_digest.last_mut().unwrap() ^= 0xff;
+    let body = &good[4..good.len() - 16 - 2];
+    let truncated = [&good[..4], body, &md5_digest(body)].concat();
+
+    let mut batch = TestBatch::new();
+    let mut sent = Vec::new();
+    for (kind, bytes) in [("good", &good), ("corrupt", &corrupt_digest), ("cut", &truncated)] {
+        for text in base64_forms(bytes) {
+            batch = batch.base64(&text);
+            sent.push((kind, text));
+        }
+    }
+    assert_eq!(sent.iter().filter(|(kind, _)| *kind == "good").count(), 3, "three forms");
+    let sequence_numbers = batch.sequence_numbers().to_vec();
+    let dlq = MemoryDeadLetter::default();
+    reject_bad().dead_letter(dlq.clone()).process(batch.build()).await.unwrap();
+
+    let letters = dlq.records();
+    assert_eq!(letters.len(), sent.len(), "one dead letter for each record sent");
+    for ((kind, text), sequence_number) in sent.iter().zip(&sequence_numbers) {
+        let letter = letters
+            .iter()
+            .find(|letter| letter.sequence_number.as_ref() == Some(sequence_number))
+            .unwrap_or_else(|| panic!("a dead letter for the {kind} record sent as {text}"));
+        match *kind {
+            // De-aggregated: only the rejected user record, with its own data.
+            "good" => {
+                assert_eq!(letter.sub_sequence_number, Some(1), "{text}");
+                assert_eq!(letter.data_bytes().unwrap(), b"bad", "{text}");
+            }
+            // A plain record after all (its bytes are not text), or a broken aggregate:
+            // dead-lettered whole, with the data exactly as it came.
+            _ => {
+                assert_eq!(letter.reason, DeadLetterReason::DecodeError, "{kind} {text}");
+                assert_eq!(letter.data.as_deref(), Some(text.as_str()), "{kind}");
+                assert_eq!(letter.sub_sequence_number, None, "{kind} {text}");
+            }
+        }
+        let truncation_named = letter.error.contains("truncated");
+        assert_eq!(truncation_named, *kind == "cut", "{kind} {text}: {}", letter.error);
+    }
+}
+
 fn md5_digest(bytes: &[u8]) -> [u8; 16] {
     use md5::Digest as _;
     md5::Md5::digest(bytes).into()

@@ -51,8 +51,8 @@ pub(crate) async fn process_batch<H: Handler, R: Report>(
     cx: &Context<'_>,
 ) -> Result<R, Error> {
     let clock = Instant::now();
-    // Text of the batch that is not in the payload: strings that JSON escapes made differ
-    // from it, and why broken records are broken. Usually it stays empty.
+    // What the batch's units borrow that is not in the payload: the records' decoded data,
+    // strings that JSON escapes made differ from it, and why broken records are broken.
     let arena = Bump::new();
     let mut builder = units::Builder::for_payload(payload, &arena);
     let mut sink = |index, record| builder.push(index, record);

@@ -87,7 +87,7 @@ impl<'b> Data<'b> {
 /// ([`crate::event::parse`]): one unit per record, aggregates expanded afterwards.
 pub(crate) struct Builder<'b> {
     units: Vec<Unit<'b>>,
-    /// Where the text of problems and each record source go.
+    /// Where the text of problems, each record source and aggregates decoded whole go.
     arena: &'b Bump,
     /// The source of the previous valid record, which the next one most likely shares.
     source: &'b Source<'b>,
