@@ -13,7 +13,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use kinesis_processor_benchmarks::contenders::{
-    baseline, deaggregate_only, irreducible, irreducible_usual, noop, REMAINING,
+    baseline, deaggregate_only, irreducible, irreducible_streaming, irreducible_usual, noop,
+    REMAINING,
 };
 use kinesis_processor_benchmarks::inputs::Shape;
 
@@ -48,13 +49,21 @@ fn main() {
             assert_eq!(report.summary().user_records, shape.records());
             serde_json::to_vec(report.response()).unwrap().len()
         };
-        let (mut buffer, mut usual_buffer) = (Vec::new(), Vec::new());
+        let (mut buffer, mut usual_buffer, mut streaming_buffer) =
+            (Vec::new(), Vec::new(), Vec::new());
+        let read = irreducible(&event, &mut buffer);
+        assert_eq!(irreducible_streaming(&event, &mut streaming_buffer), read, "same work");
+        assert_eq!(irreducible_usual(&event, &mut usual_buffer), read, "same work");
         // The framework and the loops it is compared with run back to back in every round.
         let mut contenders: Vec<Contender<'_>> = vec![
             ("framework", Box::new(|| framework(&event))),
             ("irreducible", Box::new(|| irreducible(&event, &mut buffer))),
             ("baseline", Box::new(|| baseline(&event).len())),
             ("irreducible-usual", Box::new(|| irreducible_usual(&event, &mut usual_buffer))),
+            (
+                "irreducible-streaming",
+                Box::new(|| irreducible_streaming(&event, &mut streaming_buffer)),
+            ),
             ("framework-kpl", Box::new(|| framework(&aggregated))),
             ("deaggregate-only", Box::new(|| deaggregate_only(&aggregated, shape.records()))),
         ];
@@ -65,7 +74,7 @@ fn main() {
             println!("{:<10} {:<26} {:>12.3} ms", shape.name(), name, median * 1e3);
             numbers.insert(name.to_string(), median);
         }
-        for against in ["irreducible", "baseline"] {
+        for against in ["irreducible", "baseline", "irreducible-streaming"] {
             let ratio = paired_ratio(&times, "framework", against);
             println!(
                 "{:<10} {:<26} {:>12.3}",
