@@ -4,13 +4,15 @@
 //! round (the runtime's start included), wall clock and CPU, for comparing builds side by
 //! side on a shared machine.
 
-use kinesis_processor_benchmarks::contenders::{baseline, irreducible, noop, REMAINING};
+use kinesis_processor_benchmarks::contenders::{
+    baseline, irreducible, irreducible_streaming, noop, REMAINING,
+};
 use kinesis_processor_benchmarks::inputs::Shape;
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let usage = "usage: profile_throughput [small|large|hundred] \
-                 [framework|baseline|irreducible] [ROUNDS]";
+                 [framework|baseline|irreducible|irreducible-streaming] [ROUNDS]";
     let shape = match args.next().as_deref() {
         None | Some("small") => Shape::Small,
         Some("large") => Shape::Large,
@@ -18,7 +20,8 @@ fn main() {
         Some(other) => exit(&format!("unknown batch {other:?}; {usage}")),
     };
     let contender = args.next().unwrap_or_else(|| "framework".into());
-    if !["framework", "baseline", "irreducible"].contains(&contender.as_str()) {
+    let contenders = ["framework", "baseline", "irreducible", "irreducible-streaming"];
+    if !contenders.contains(&contender.as_str()) {
         exit(&format!("unknown contender {contender:?}; {usage}"));
     }
     let rounds = match args.next() {
@@ -62,6 +65,7 @@ fn measured(payload: &[u8], contender: &str, rounds: usize) {
         let bytes = match contender {
             "baseline" => baseline(payload).len(),
             "irreducible" => irreducible(payload, &mut buffer),
+            "irreducible-streaming" => irreducible_streaming(payload, &mut buffer),
             _ => {
                 let report =
                     runtime.block_on(processor.respond(payload, "benchmark", REMAINING)).unwrap();

@@ -30,6 +30,9 @@ pub(crate) struct Parsed {
     pub records: usize,
     /// The start of the report's text: what was copied for it while parsing ([`Copied`]).
     pub text: String,
+    /// Where each record's strings are in `text`, by index in `Records`; empty when
+    /// nothing was copied.
+    pub copied: Vec<Copied>,
     /// The earliest arrival of a valid record, in milliseconds since 1970: the iterator
     /// age's start, noted while each record is in cache so that the end of the batch need
     /// not read every unit again.
@@ -58,8 +61,6 @@ pub(crate) struct CheckedRecord<'b> {
     pub arrival_millis: u64,
     pub shard_id: &'b str,
     pub event_source_arn: &'b str,
-    /// Its sequence number and partition key in the report's text.
-    pub copied: Copied,
     /// Whether `data` may be a KPL aggregate: it starts as the base64 of the magic bytes.
     pub may_be_aggregate: bool,
 }
@@ -180,20 +181,10 @@ impl<'p> EventRecord<'p> {
     }
 
     /// Judges the record: every field processing needs, or the first reason it cannot be
-    /// processed with whatever fields are usable. A valid record's sequence number and
-    /// partition key are copied to `text`, when there is one, for the report while they
-    /// are in cache.
-    fn judge(&self, text: Option<&mut String>) -> Judged<'p> {
+    /// processed with whatever fields are usable.
+    fn judge(&self) -> Judged<'p> {
         match self.check() {
-            Ok(mut checked) => {
-                if let Some(text) = text {
-                    checked.copied = Copied::both(
-                        report::push(text, checked.sequence_number),
-                        report::push(text, checked.partition_key),
-                    );
-                }
-                Judged::Valid(checked)
-            }
+            Ok(checked) => Judged::Valid(checked),
             Err(problem) => Judged::Broken(self.broken(problem)),
         }
     }
@@ -246,7 +237,6 @@ impl<'p> EventRecord<'p> {
             arrival_millis,
             shard_id,
             event_source_arn,
-            copied: Copied::default(),
             may_be_aggregate: data.starts_with(MAGIC_BASE64),
         })
     }
@@ -341,12 +331,13 @@ pub(crate) fn parse<'b>(
     copy_for_report: bool,
     sink: &mut Sink<'_, 'b>,
 ) -> Result<Parsed, Error> {
-    let capacity = if copy_for_report { estimated_records(payload) * COPIED_PER_RECORD } else { 0 };
+    let records = if copy_for_report { estimated_records(payload) } else { 0 };
     let mut collector = Collector {
         sink,
         arena,
         copy_for_report,
-        text: String::with_capacity(capacity),
+        text: String::with_capacity(records * COPIED_PER_RECORD),
+        copied: Vec::with_capacity(records),
         records: 0,
         other_source: None,
         previous_shard: None,
@@ -379,6 +370,7 @@ pub(crate) fn parse<'b>(
             None => Ok(Parsed {
                 records: collector.records,
                 text: collector.text,
+                copied: collector.copied,
                 oldest_arrival: collector.oldest_arrival,
             }),
         },
@@ -431,6 +423,8 @@ struct Collector<'c, 's, 'b> {
     copy_for_report: bool,
     /// The report's text (see [`Copied`]).
     text: String,
+    /// Where each record's strings are in `text`.
+    copied: Vec<Copied>,
     /// Records handed over so far.
     records: usize,
     /// The first record from another service: its index and `eventSource`.
@@ -450,13 +444,29 @@ impl<'b> Collector<'_, '_, 'b> {
             let source = record.event_source.as_str().unwrap_or_default().to_owned();
             self.other_source = Some((index, source));
         }
-        let mut judged = record.judge(self.copy_for_report.then_some(&mut self.text));
+        let mut judged = record.judge();
+        if self.copy_for_report {
+            self.copy_strings(&judged);
+        }
         if let Judged::Valid(checked) = &mut judged {
             self.share_shard_id(&mut checked.shard_id);
             let arrival = checked.arrival_millis;
             self.oldest_arrival = Some(self.oldest_arrival.map_or(arrival, |old| old.min(arrival)));
         }
         (self.sink)(index, judged);
+    }
+
+    /// Copies a valid record's sequence number and partition key to the report's text while
+    /// they are in cache. The report copies a broken record's itself, from its unit.
+    fn copy_strings(&mut self, judged: &Judged<'b>) {
+        let copied = match judged {
+            Judged::Valid(checked) => Copied::both(
+                report::push(&mut self.text, checked.sequence_number),
+                report::push(&mut self.text, checked.partition_key),
+            ),
+            Judged::Broken(_) => Copied::default(),
+        };
+        self.copied.push(copied);
     }
 
     /// Points a record's shard id at the previous record's when they are equal, as they
@@ -1147,11 +1157,13 @@ mod tests {
         let (parsed, records) = parse_all(payload.as_bytes(), &arena).unwrap();
         for index in [0, 2] {
             let checked = valid(&records[index]);
-            let copied = checked.copied;
+            let copied = parsed.copied[index];
             assert_eq!(copied.sequence_number().unwrap().of(&parsed.text), checked.sequence_number);
             assert_eq!(copied.partition_key().unwrap().of(&parsed.text), "k");
         }
         broken(&records[1]);
+        let nothing = parsed.copied[1];
+        assert_eq!((nothing.sequence_number(), nothing.partition_key()), (None, None));
     }
 
     #[test]
@@ -1163,8 +1175,8 @@ mod tests {
         })
         .unwrap();
         assert!(parsed.text.is_empty());
-        let copied = valid(&records[0]).copied;
-        assert_eq!((copied.sequence_number(), copied.partition_key()), (None, None));
+        assert!(parsed.copied.is_empty());
+        valid(&records[0]);
     }
 
     #[test]

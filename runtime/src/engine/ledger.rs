@@ -107,7 +107,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
     /// undecodable. Returns `false` when the unit is ready to run.
     pub fn settle_before_start(&mut self, unit: u32, started: SystemTime) -> bool {
         let u = &self.units[unit as usize];
-        if let Some(problem) = u.problem {
+        if let Some(problem) = u.problem() {
             self.letter(unit, DeadLetterReason::DecodeError, problem.to_owned(), false);
             return true;
         }
@@ -384,7 +384,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             shard_id: present(meta.shard_id()),
             sequence_number: u.checkpoint().map(str::to_owned),
             sub_sequence_number: meta.sub_sequence_number(),
-            partition_key: if u.problem.is_some() {
+            partition_key: if u.problem().is_some() {
                 present(meta.partition_key)
             } else {
                 Some(meta.partition_key.to_owned())

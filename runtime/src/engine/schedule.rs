@@ -91,9 +91,7 @@ mod tests {
                     arrival_millis: 0,
                     sub_sequence: NOT_AGGREGATED,
                 },
-                data: Data::Missing,
-                problem: None,
-                copied: Default::default(),
+                data: Data::Bytes { bytes: b"", padded: true },
             })
             .collect()
     }

@@ -20,7 +20,6 @@ use crate::aggregation::{self, Deaggregated, UserRecord};
 use crate::base64_data;
 use crate::event::{BrokenRecord, CheckedRecord, Judged};
 use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
-use crate::report::Copied;
 
 /// One record to process.
 pub(crate) struct Unit<'b> {
@@ -28,15 +27,10 @@ pub(crate) struct Unit<'b> {
     pub record: usize,
     pub meta: RecordMeta<'b>,
     pub data: Data<'b>,
-    /// Why the unit cannot be processed, when its envelope is broken. Kept in the batch's
-    /// arena, so that a unit owns nothing: the list of units is freed without visiting
-    /// each one again (a pass over cold memory that perf showed at the end of every batch).
-    pub problem: Option<&'b str>,
-    /// Its strings that the parser already copied for the report.
-    pub copied: Copied,
 }
 
 /// Where a unit's bytes are.
+#[derive(Clone, Copy)]
 pub(crate) enum Data<'b> {
     /// The event's `data` field, still base64: text that is not canonical base64, decoded
     /// (or refused, with the reason) when the unit runs.
@@ -45,8 +39,19 @@ pub(crate) enum Data<'b> {
     /// `padded` or not, is a record's `data` field exactly as received (only canonical text
     /// is decoded ahead), and a user record's in the usual padded form.
     Bytes { bytes: &'b [u8], padded: bool },
-    /// No usable data (a broken envelope).
-    Missing,
+    /// The unit cannot be processed (a broken envelope or aggregate). Kept in the batch's
+    /// arena, so that a unit owns nothing (the list of units is freed without visiting each
+    /// one again, a pass over cold memory that perf showed at the end of every batch) and
+    /// stays small: the rare broken unit costs a pointer, not a field in every unit.
+    Unusable(&'b Unusable<'b>),
+}
+
+/// Why a unit cannot be processed, and its data as it came.
+#[derive(Clone, Copy)]
+pub(crate) struct Unusable<'b> {
+    pub problem: &'b str,
+    /// `None` when the envelope has no usable `data`.
+    pub data: Option<Data<'b>>,
 }
 
 impl<'b> Data<'b> {
@@ -59,6 +64,11 @@ impl<'b> Data<'b> {
         }
     }
 
+    /// Data that cannot be processed, for `problem`, kept in `arena`.
+    fn unusable(problem: &str, data: Option<Data<'b>>, arena: &'b Bump) -> Self {
+        Data::Unusable(arena.alloc(Unusable { problem: arena.alloc_str(problem), data }))
+    }
+
     /// The unit's bytes: decoded into `buffer` when base64, borrowed otherwise.
     pub fn bytes<'s>(&'s self, buffer: &'s mut Vec<u8>) -> Result<&'s [u8], String> {
         match self {
@@ -69,16 +79,16 @@ impl<'b> Data<'b> {
                 Ok(buffer)
             }
             Data::Bytes { bytes, .. } => Ok(bytes),
-            Data::Missing => Err("the record has no data".into()),
+            Data::Unusable(unusable) => Err(unusable.problem.to_owned()),
         }
     }
 
     /// The data as base64 for a dead letter: a plain record's field exactly as received.
-    pub fn to_base64(&self) -> Option<String> {
+    pub fn to_base64(self) -> Option<String> {
         match self {
-            Data::Base64(text) => Some((*text).to_owned()),
-            Data::Bytes { bytes, padded } => Some(base64_data::encode(bytes, *padded)),
-            Data::Missing => None,
+            Data::Base64(text) => Some(text.to_owned()),
+            Data::Bytes { bytes, padded } => Some(base64_data::encode(bytes, padded)),
+            Data::Unusable(unusable) => unusable.data.and_then(Data::to_base64),
         }
     }
 }
@@ -147,7 +157,7 @@ impl<'b> Builder<'b> {
                 Ok(bytes) => &*self.arena.alloc_slice_copy(&bytes),
                 Err(_) => return,
             },
-            Data::Missing => return,
+            Data::Unusable(_) => return,
         };
         if aggregation::has_magic(bytes) {
             self.aggregates.push((self.units.len(), bytes));
@@ -189,7 +199,7 @@ fn expand<'b>(
             }
             Err(broken) => {
                 // Dead-lettered whole, with the record's data as it came.
-                unit.problem = Some(arena.alloc_str(&broken.to_string()));
+                unit.data = Data::unusable(&broken.to_string(), Some(unit.data), arena);
                 expanded.push(unit);
             }
         }
@@ -215,8 +225,6 @@ fn plain_unit<'b>(
             sub_sequence: NOT_AGGREGATED,
         },
         data: Data::of_field(checked.data, decoded),
-        problem: None,
-        copied: checked.copied,
     }
 }
 
@@ -231,9 +239,6 @@ fn user_record_unit<'b>(parent: &Unit<'b>, sub_sequence: u32, user: UserRecord<'
             ..parent.meta.clone()
         },
         data: Data::Bytes { bytes: user.data, padded: true },
-        problem: None,
-        // Its own partition key was not in the envelope; the sequence number is the parent's.
-        copied: parent.copied.without_partition_key(),
     }
 }
 
@@ -256,9 +261,7 @@ fn broken_unit<'b>(index: usize, record: BrokenRecord<'b>, arena: &'b Bump) -> U
             arrival_millis: record.arrival_millis.unwrap_or(0),
             sub_sequence: NOT_AGGREGATED,
         },
-        data: record.data.map_or(Data::Missing, Data::Base64),
-        problem: Some(arena.alloc_str(&record.problem)),
-        copied: Copied::default(),
+        data: Data::unusable(&record.problem, record.data.map(Data::Base64), arena),
     }
 }
 
@@ -267,6 +270,14 @@ impl<'b> Unit<'b> {
     /// (its `meta` then holds an empty one: only valid sequence numbers are kept).
     pub fn checkpoint(&self) -> Option<&'b str> {
         Some(self.meta.sequence_number).filter(|number| !number.is_empty())
+    }
+
+    /// Why it cannot be processed, when it cannot.
+    pub fn problem(&self) -> Option<&'b str> {
+        match self.data {
+            Data::Unusable(unusable) => Some(unusable.problem),
+            _ => None,
+        }
     }
 
     /// How long the record had been in the stream at `now`.
@@ -288,7 +299,6 @@ mod tests {
             arrival_millis: 0,
             shard_id,
             event_source_arn,
-            copied: Copied::default(),
             may_be_aggregate: false,
         })
     }
@@ -323,7 +333,9 @@ mod tests {
     #[test]
     fn a_unit_stays_small() {
         // The driver reads every unit after the whole payload is parsed, from memory: its
-        // size is bytes fetched per record. 136 bytes since the shard and stream are shared.
-        assert!(std::mem::size_of::<Unit<'_>>() <= 136, "{}", std::mem::size_of::<Unit<'_>>());
+        // size is bytes fetched per record. 104 bytes since the shard and stream are shared,
+        // and what only a broken unit or a report with rows needs is kept elsewhere.
+        assert_eq!(std::mem::size_of::<Data<'_>>(), 24);
+        assert!(std::mem::size_of::<Unit<'_>>() <= 104, "{}", std::mem::size_of::<Unit<'_>>());
     }
 }
