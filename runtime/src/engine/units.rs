@@ -47,7 +47,6 @@ pub(crate) enum Data<'b> {
 }
 
 /// Why a unit cannot be processed, and its data as it came.
-#[derive(Clone, Copy)]
 pub(crate) struct Unusable<'b> {
     pub problem: &'b str,
     /// `None` when the envelope has no usable `data`.
