@@ -137,7 +137,11 @@ async fn drive<'u, H: Handler>(
             }
         }
         let urgent = cut || slots.running() == 0;
-        while let Some((batch_units, letters)) = ledger.letters_due(batch_size, urgent) {
+        // Asked only when there are letters: most units are not dead letters.
+        while ledger.has_pending_letters() {
+            let Some((batch_units, letters)) = ledger.letters_due(batch_size, urgent) else {
+                break;
+            };
             match cx.sink {
                 Some(sink) => sends.push((batch_units, sink.send_owned(letters))),
                 None => ledger.unsent(batch_units, "no dead-letter sink is configured"),
@@ -148,8 +152,10 @@ async fn drive<'u, H: Handler>(
         }
         let event = poll_fn(|task| {
             // Sends first: a unit that never waits would otherwise keep them from starting.
-            if let Poll::Ready(event) = poll_sends(&mut sends, task) {
-                return Poll::Ready(event);
+            if !sends.is_empty() {
+                if let Poll::Ready(event) = poll_sends(&mut sends, task) {
+                    return Poll::Ready(event);
+                }
             }
             // Then the units, before the timers: a unit that finished in this pass counts as
             // finished even at the deadline, and most finish on their first poll, before any
