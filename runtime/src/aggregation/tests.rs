@@ -201,7 +201,7 @@ mod properties {
         }
 
         #[test]
-        fn small_limits_split_without_losing_or_reordering(records in user_records(), limit in 700usize..4000) {
+        fn small_limits_split_without_losing_or_reordering(records in user_records(), limit in 1000usize..4000) {
             let input: Vec<UserRecord<'_>> = records
                 .iter()
                 .map(|(pk, ehk, data)| record(pk, ehk.as_deref(), data))
