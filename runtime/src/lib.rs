@@ -63,29 +63,28 @@
 #![warn(missing_docs)]
 
 pub mod aggregation;
-mod base64_data;
+mod batch;
 pub mod dead_letter;
 pub mod decode;
 mod engine;
 mod error;
-mod event;
 mod handler;
+mod lambda;
 mod meta;
 pub mod metrics;
-mod processor;
 mod report;
-mod runner;
 mod sequence;
 pub mod settings;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use engine::Outcome;
 pub use error::{BoxError, Error, RecordError, RecordErrorKind};
 pub use handler::{Handler, RecordFn};
 pub use kinesis_processor_macros::kinesis_processor;
+pub use lambda::{Processor, SYNTHETIC_TIMEOUT};
 pub use meta::RecordMeta;
-pub use processor::{Processor, SYNTHETIC_TIMEOUT};
-pub use report::{BatchOutcome, BatchReport, BatchSummary, Outcome, RecordOutcome};
+pub use report::{BatchOutcome, BatchReport, BatchSummary, RecordOutcome};
 pub use settings::OnRetriesExhausted;
 
 /// What the attribute's expansion calls; not a public API.

@@ -14,7 +14,7 @@ use std::mem::MaybeUninit;
 
 use bumpalo::Bump;
 
-use crate::base64_data;
+use super::base64 as base64_data;
 
 /// How much room is taken from the arena at a time. The prefetchers follow a stream within
 /// a 4 KiB page; a block holds many pages so that the arena is asked for room rarely, and a

@@ -15,10 +15,10 @@ use std::time::SystemTime;
 
 use bumpalo::Bump;
 
+use super::base64 as base64_data;
 use super::decoded::DecodedData;
+use super::record::{BrokenRecord, CheckedRecord, Judged};
 use crate::aggregation::{self, Deaggregated, UserRecord};
-use crate::base64_data;
-use crate::event::{BrokenRecord, CheckedRecord, Judged};
 use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
 
 /// One record to process.
@@ -93,7 +93,7 @@ impl<'b> Data<'b> {
 }
 
 /// Builds the units of a batch from its records as the parser hands them over
-/// ([`crate::event::parse`]): one unit per record, aggregates expanded afterwards.
+/// ([`super::parse`]): one unit per record, aggregates expanded afterwards.
 pub(crate) struct Builder<'b> {
     units: Vec<Unit<'b>>,
     /// Where the text of problems, each record source and aggregates decoded whole go.
@@ -110,7 +110,7 @@ impl<'b> Builder<'b> {
     /// A builder with room for every record `payload` may hold, keeping text in `arena`.
     pub fn for_payload(payload: &[u8], arena: &'b Bump) -> Self {
         Builder {
-            units: Vec::with_capacity(crate::event::estimated_records(payload)),
+            units: Vec::with_capacity(super::estimated_records(payload)),
             arena,
             source: &Source::UNKNOWN,
             aggregates: Vec::new(),

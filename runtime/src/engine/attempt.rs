@@ -9,7 +9,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::Instant;
 
-use super::units::Unit;
+use crate::batch::Unit;
 use crate::error::RecordError;
 use crate::handler::Handler;
 use crate::settings::Backoff;

@@ -1,5 +1,5 @@
-//! The ledger: what has become of every unit, and the rules that move a unit from one
-//! state to the next. It holds no futures; the driver feeds it events.
+//! The ledger: what has become of every unit, the rules that move a unit from one state
+//! to the next, and the checkpoint. It holds no futures; the driver feeds it events.
 //!
 //! A unit ends in exactly one of: succeeded; dead-lettered (the sink confirmed it); or
 //! unfinished (failed, timed out, never started, or a dead letter withheld because its
@@ -8,14 +8,15 @@
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use super::attempt::{AttemptResult, Attempted, Undecodable};
+use super::outcome::{Outcome, Settled};
 use super::schedule::Scheduler;
-use super::units::Unit;
 use super::Context;
+use crate::batch::Unit;
 use crate::dead_letter::{DeadLetter, DeadLetterReason, SinkError, ENVELOPE_VERSION};
-use crate::report::Outcome;
+use crate::error::Error;
 use crate::sequence;
 use crate::settings::OnRetriesExhausted;
 
@@ -44,11 +45,11 @@ struct Pending {
 pub(crate) struct Ledger<'u, 'c> {
     units: &'u [Unit<'u>],
     cx: &'c Context<'c>,
-    pub status: Vec<Status>,
-    pub attempts: Vec<u32>,
+    status: Vec<Status>,
+    attempts: Vec<u32>,
     /// The last error of each unit that has one. Few units do, so a map: a list with a
     /// slot per unit was written, read and freed for every batch.
-    pub errors: HashMap<u32, String>,
+    errors: HashMap<u32, String>,
     /// The dead-letter reason of each unit that got one, even if its letter then failed.
     reasons: Vec<Option<DeadLetterReason>>,
     /// For errors that may quote the payload: what the logs say instead.
@@ -59,8 +60,8 @@ pub(crate) struct Ledger<'u, 'c> {
     stopped: bool,
     /// The unfinished unit (failed, timed out, or never to start) with the lowest sequence
     /// number known so far: everything at or after it is delivered again.
-    floor: Option<u32>,
-    pub retried_attempts: u64,
+    lowest_unfinished: Option<u32>,
+    retried_attempts: u64,
 }
 
 impl<'u, 'c> Ledger<'u, 'c> {
@@ -76,7 +77,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             scheduler: Scheduler::new(units, cx.settings.concurrency),
             pending: Vec::new(),
             stopped: false,
-            floor: None,
+            lowest_unfinished: None,
             retried_attempts: 0,
         }
     }
@@ -98,7 +99,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
         self.stopped = true;
         for unit in 0..self.units.len() as u32 {
             if self.status[unit as usize] == Status::Pending {
-                self.lower_floor(unit);
+                self.mark_unfinished(unit);
             }
         }
     }
@@ -181,7 +182,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
 
     /// The deadline cut a running unit.
     pub fn timed_out(&mut self, unit: u32) {
-        self.lower_floor(unit);
+        self.mark_unfinished(unit);
         self.status[unit as usize] = Status::TimedOut;
         self.errors.insert(unit, "cut at the deadline before it finished".into());
         tracing::warn!(
@@ -239,35 +240,22 @@ impl<'u, 'c> Ledger<'u, 'c> {
         );
         self.status[index] = Status::Failed;
         self.errors.insert(unit, error);
-        self.lower_floor(unit);
+        self.mark_unfinished(unit);
         self.stop();
     }
 
     /// `unit` will be delivered again: so will everything at or after it.
-    fn lower_floor(&mut self, unit: u32) {
-        let Some(sequence) = self.units[unit as usize].checkpoint() else { return };
-        let lower = match self.floor {
-            Some(floor) => self.compare_to_unit(sequence, floor) == Ordering::Less,
-            None => true,
-        };
-        if lower {
-            self.floor = Some(unit);
+    fn mark_unfinished(&mut self, unit: u32) {
+        let nameable = self.units[unit as usize].checkpoint().is_some();
+        if nameable && !self.redelivered_anyway(unit) {
+            self.lowest_unfinished = Some(unit);
         }
-    }
-
-    fn compare_to_unit(&self, sequence: &str, unit: u32) -> Ordering {
-        let other = self.units[unit as usize].checkpoint().unwrap_or("");
-        sequence::compare(sequence, other)
     }
 
     /// Whether a unit will be delivered again whatever happens to it now.
     fn redelivered_anyway(&self, unit: u32) -> bool {
-        match (self.floor, self.units[unit as usize].checkpoint()) {
-            (Some(floor), Some(sequence)) => {
-                self.compare_to_unit(sequence, floor) != Ordering::Less
-            }
-            _ => false,
-        }
+        let lowest = self.lowest_unfinished.and_then(|low| self.units[low as usize].checkpoint());
+        at_or_after(&self.units[unit as usize], lowest)
     }
 
     /// The next batch of dead letters to send, if one is due.
@@ -281,7 +269,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
         batch_size: usize,
         urgent: bool,
     ) -> Option<(Vec<u32>, Vec<DeadLetter>)> {
-        if self.floor.is_some() {
+        if self.lowest_unfinished.is_some() {
             let mut kept = Vec::with_capacity(self.pending.len());
             for pending in std::mem::take(&mut self.pending) {
                 if self.redelivered_anyway(pending.unit) {
@@ -351,8 +339,33 @@ impl<'u, 'c> Ledger<'u, 'c> {
         }
     }
 
-    /// The public outcome of each unit, once the driver is done.
-    pub fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
+    /// The batch's end, once the driver is done: every unit's outcome and the checkpoint.
+    /// Fails when an unfinished unit has no sequence number to report.
+    pub fn settle(
+        self,
+        records: usize,
+        oldest_arrival: Option<u64>,
+        duration: Duration,
+    ) -> Result<Settled<'u>, Error> {
+        let outcomes: Vec<Outcome> = self.outcomes().collect();
+        let checkpoint = checkpoint(self.units, &outcomes)?;
+        Ok(Settled {
+            records,
+            units: self.units,
+            outcomes,
+            attempts: self.attempts,
+            errors: self.errors,
+            reasons: self.reasons,
+            retried_attempts: self.retried_attempts,
+            checkpoint,
+            oldest_arrival,
+            started: self.cx.started,
+            duration,
+        })
+    }
+
+    /// The public outcome of each unit.
+    fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
         self.status.iter().map(|status| match *status {
             Status::Succeeded => Outcome::Succeeded,
             Status::DeadLettered(reason) => Outcome::DeadLettered(reason),
@@ -360,11 +373,6 @@ impl<'u, 'c> Ledger<'u, 'c> {
             Status::Failed | Status::Lettering(_) => Outcome::Failed,
             Status::Pending | Status::Withheld => Outcome::NotStarted,
         })
-    }
-
-    /// The dead-letter reason a unit was given, if any.
-    pub fn reason(&self, index: usize) -> Option<DeadLetterReason> {
-        self.reasons[index]
     }
 
     /// The dead-letter envelope of a unit.
@@ -395,5 +403,235 @@ impl<'u, 'c> Ledger<'u, 'c> {
             data: u.data.to_base64(),
             data_location: None,
         }
+    }
+}
+
+/// The checkpoint: the lowest sequence number among units not finished.
+///
+/// Lambda resumes the shard from it and delivers everything after it again, so naming any
+/// later record would lose the unfinished ones before it. An unfinished unit with no valid
+/// sequence number cannot be named at all: the batch must fail whole.
+pub(super) fn checkpoint<'u>(
+    units: &[Unit<'u>],
+    outcomes: &[Outcome],
+) -> Result<Option<&'u str>, Error> {
+    let mut lowest: Option<&'u str> = None;
+    for (unit, outcome) in units.iter().zip(outcomes) {
+        if outcome.is_finished() {
+            continue;
+        }
+        let Some(sequence_number) = unit.checkpoint() else {
+            return Err(Error::Uncheckpointable(format!(
+                "record {} ({}) is {outcome} and has no valid sequence number to report",
+                unit.record,
+                unit.problem().unwrap_or("no problem recorded"),
+            )));
+        };
+        if lowest.is_none_or(|low| sequence::compare(sequence_number, low) == Ordering::Less) {
+            lowest = Some(sequence_number);
+        }
+    }
+    Ok(lowest)
+}
+
+/// Whether Lambda delivers `unit` again when it resumes from `checkpoint`: it is at or
+/// after it. A unit without a sequence number is never at a checkpoint.
+pub(super) fn at_or_after(unit: &Unit<'_>, checkpoint: Option<&str>) -> bool {
+    match (checkpoint, unit.checkpoint()) {
+        (Some(at), Some(own)) => sequence::compare(own, at) != Ordering::Less,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+
+    use super::*;
+    use crate::batch::units::Data;
+    use crate::dead_letter::{ErasedSink, LogDeadLetter};
+    use crate::error::RecordError;
+    use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
+    use crate::settings::Settings;
+
+    /// A unit of its own key with this sequence number (`""`: none that is valid).
+    fn unit(sequence_number: &'static str) -> Unit<'static> {
+        Unit {
+            record: 0,
+            meta: RecordMeta {
+                sequence_number,
+                partition_key: sequence_number,
+                explicit_hash_key: None,
+                source: &Source::UNKNOWN,
+                arrival_millis: 0,
+                sub_sequence: NOT_AGGREGATED,
+            },
+            data: Data::Bytes { bytes: b"", padded: true },
+        }
+    }
+
+    fn context<'c>(settings: &'c Settings, sink: Option<&'c dyn ErasedSink>) -> Context<'c> {
+        Context {
+            request_id: "request",
+            function_name: "function",
+            deadline: Instant::now() + Duration::from_secs(60),
+            started: SystemTime::now(),
+            settings,
+            sink,
+        }
+    }
+
+    fn succeeded() -> Attempted {
+        Attempted { attempts: 1, result: AttemptResult::Succeeded }
+    }
+
+    fn exhausted() -> Attempted {
+        let error = RecordError::retry("down");
+        Attempted { attempts: 3, result: AttemptResult::Exhausted { error, cut_short: false } }
+    }
+
+    fn rejected() -> Attempted {
+        Attempted { attempts: 1, result: AttemptResult::Rejected(RecordError::reject("bad")) }
+    }
+
+    /// Starts units in order and finishes each with what `run` gives it, until the ledger
+    /// stops starting them.
+    fn run_in_order(ledger: &mut Ledger<'_, '_>, mut run: impl FnMut(u32) -> Attempted) {
+        while let Some(unit) = ledger.next_startable() {
+            ledger.running(unit);
+            ledger.finish(unit, run(unit));
+        }
+    }
+
+    fn settle(ledger: Ledger<'_, '_>) -> Result<(Vec<Outcome>, Option<String>), Error> {
+        let settled = ledger.settle(0, None, Duration::ZERO)?;
+        Ok((settled.outcomes.clone(), settled.checkpoint.map(str::to_owned)))
+    }
+
+    #[test]
+    fn a_batch_done_whole_names_no_checkpoint() {
+        let (units, settings) = ([unit("1"), unit("2")], Settings::default());
+        let cx = context(&settings, None);
+        let mut ledger = Ledger::new(&units, &cx);
+        run_in_order(&mut ledger, |_| succeeded());
+        let (outcomes, checkpoint) = settle(ledger).unwrap();
+        assert_eq!(outcomes, [Outcome::Succeeded, Outcome::Succeeded]);
+        assert_eq!(checkpoint, None);
+    }
+
+    #[test]
+    fn the_checkpoint_is_the_failed_record_and_later_records_do_not_start() {
+        let (units, settings) = ([unit("1"), unit("2"), unit("3")], Settings::default());
+        let cx = context(&settings, None);
+        let mut ledger = Ledger::new(&units, &cx);
+        run_in_order(&mut ledger, |unit| if unit == 1 { exhausted() } else { succeeded() });
+        let settled = ledger.settle(3, None, Duration::ZERO).unwrap();
+        assert_eq!(settled.outcomes, [Outcome::Succeeded, Outcome::Failed, Outcome::NotStarted]);
+        assert_eq!(settled.checkpoint, Some("2"));
+        let redelivered: Vec<bool> = units.iter().map(|u| settled.redelivered(u)).collect();
+        assert_eq!(redelivered, [false, true, true]);
+    }
+
+    #[test]
+    fn the_checkpoint_is_the_lowest_unfinished_sequence_number_compared_as_numbers() {
+        // "10" sorts before "9" as text; Lambda compares numbers.
+        let (units, settings) = ([unit("9"), unit("10")], Settings::default());
+        let cx = context(&settings, None);
+        let mut ledger = Ledger::new(&units, &cx);
+        ledger.running(0);
+        ledger.running(1);
+        ledger.finish(1, exhausted());
+        ledger.timed_out(0);
+        let (outcomes, checkpoint) = settle(ledger).unwrap();
+        assert_eq!(outcomes, [Outcome::TimedOut, Outcome::Failed]);
+        assert_eq!(checkpoint.as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn user_records_of_one_aggregate_share_their_parents_checkpoint() {
+        let (units, settings) = ([unit("1"), unit("5"), unit("5"), unit("5")], Settings::default());
+        let cx = context(&settings, None);
+        let mut ledger = Ledger::new(&units, &cx);
+        run_in_order(&mut ledger, |unit| if unit == 2 { exhausted() } else { succeeded() });
+        let settled = ledger.settle(2, None, Duration::ZERO).unwrap();
+        assert_eq!(settled.checkpoint, Some("5"));
+        let redelivered: Vec<bool> = units.iter().map(|u| settled.redelivered(u)).collect();
+        assert_eq!(redelivered, [false, true, true, true], "a succeeded sibling comes again");
+    }
+
+    #[test]
+    fn an_unfinished_record_without_a_sequence_number_cannot_be_checkpointed() {
+        let (units, settings) = ([unit("1"), unit("")], Settings::default());
+        let cx = context(&settings, None);
+        let mut ledger = Ledger::new(&units, &cx);
+        run_in_order(&mut ledger, |unit| if unit == 1 { exhausted() } else { succeeded() });
+        let error = settle(ledger).unwrap_err();
+        assert!(matches!(error, Error::Uncheckpointable(_)), "{error}");
+        assert!(error.to_string().contains("no valid sequence number"), "{error}");
+    }
+
+    #[test]
+    fn without_a_sink_a_rejected_record_is_the_reported_failure() {
+        let (units, settings) = ([unit("1"), unit("2")], Settings::default());
+        let cx = context(&settings, None);
+        let mut ledger = Ledger::new(&units, &cx);
+        run_in_order(&mut ledger, |_| rejected());
+        assert!(!ledger.has_pending_letters());
+        let (outcomes, checkpoint) = settle(ledger).unwrap();
+        assert_eq!(outcomes, [Outcome::Failed, Outcome::NotStarted]);
+        assert_eq!(checkpoint.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_confirmed_letter_is_done_and_a_refused_one_is_the_reported_failure() {
+        let (units, settings) = ([unit("1"), unit("2"), unit("3")], Settings::default());
+        let sink = LogDeadLetter::new();
+        let cx = context(&settings, Some(&sink));
+        let mut ledger = Ledger::new(&units, &cx);
+        run_in_order(&mut ledger, |unit| if unit == 2 { succeeded() } else { rejected() });
+        let (letters, _) = ledger.letters_due(10, true).expect("two letters are due");
+        assert_eq!(letters, [0, 1]);
+        ledger.sent(letters, vec![Ok(()), Err(SinkError::new("full"))]);
+        let settled = ledger.settle(3, None, Duration::ZERO).unwrap();
+        let rejected = Outcome::DeadLettered(DeadLetterReason::Rejected);
+        assert_eq!(settled.outcomes, [rejected, Outcome::Failed, Outcome::Succeeded]);
+        assert_eq!(settled.checkpoint, Some("2"));
+        assert!(settled.errors[&1].contains("refused"), "{:?}", settled.errors);
+    }
+
+    #[test]
+    fn a_letter_after_the_checkpoint_is_withheld_not_sent() {
+        let settings = Settings { concurrency: 2, ..Settings::default() };
+        let units = [unit("1"), unit("2")];
+        let sink = LogDeadLetter::new();
+        let cx = context(&settings, Some(&sink));
+        let mut ledger = Ledger::new(&units, &cx);
+        let (first, second) = (ledger.next_startable().unwrap(), ledger.next_startable().unwrap());
+        ledger.running(first);
+        ledger.running(second);
+        ledger.finish(second, rejected());
+        ledger.finish(first, exhausted());
+        assert!(ledger.letters_due(10, true).is_none(), "Lambda delivers record 2 again");
+        let (outcomes, checkpoint) = settle(ledger).unwrap();
+        assert_eq!(outcomes, [Outcome::Failed, Outcome::NotStarted]);
+        assert_eq!(checkpoint.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn the_deadline_times_out_running_records_and_starts_no_more() {
+        let settings = Settings { concurrency: 2, ..Settings::default() };
+        let units = [unit("1"), unit("2"), unit("3")];
+        let cx = context(&settings, None);
+        let mut ledger = Ledger::new(&units, &cx);
+        ledger.next_startable();
+        ledger.running(0);
+        ledger.stop();
+        ledger.timed_out(0);
+        assert_eq!(ledger.next_startable(), None);
+        let (outcomes, checkpoint) = settle(ledger).unwrap();
+        assert_eq!(outcomes, [Outcome::TimedOut, Outcome::NotStarted, Outcome::NotStarted]);
+        assert_eq!(checkpoint.as_deref(), Some("1"));
     }
 }

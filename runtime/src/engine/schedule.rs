@@ -9,7 +9,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use super::units::Unit;
+use crate::batch::Unit;
 
 const NONE: u32 = u32::MAX;
 
@@ -76,7 +76,7 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::units::Data;
+    use crate::batch::units::Data;
     use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
 
     fn units(keys: &[&'static str]) -> Vec<Unit<'static>> {

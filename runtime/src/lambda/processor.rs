@@ -9,11 +9,11 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::dead_letter::{DeadLetterSink, ErasedSink};
-use crate::engine::{self, Context};
+use crate::engine::{self, Conclude, Context};
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics::MetricsSettings;
-use crate::report::{BatchOutcome, BatchReport, Report};
+use crate::report::{BatchOutcome, BatchReport};
 use crate::settings::{OnRetriesExhausted, Settings};
 
 /// The remaining time [`Processor::process`] gives an invocation: Lambda's maximum timeout.
@@ -230,7 +230,7 @@ impl<H: Handler> Processor<H> {
     }
 
     /// Processes one invocation into a report of kind `R`.
-    pub(crate) async fn invoke<R: Report>(
+    pub(crate) async fn invoke<R: Conclude>(
         &self,
         payload: &[u8],
         request_id: &str,

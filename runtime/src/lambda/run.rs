@@ -8,10 +8,10 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
+use super::processor::Processor;
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::metrics;
-use crate::processor::Processor;
 use crate::report::{BatchOutcome, BatchReport, BatchSummary};
 
 impl<H: Handler> Processor<H> {

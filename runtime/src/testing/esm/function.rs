@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::handler::Handler;
-use crate::processor::Processor;
+use crate::Processor;
 
 /// How one invocation ended, as the event source mapping sees it.
 #[derive(Clone, Debug, PartialEq)]

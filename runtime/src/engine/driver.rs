@@ -1,0 +1,153 @@
+//! The driver: runs a batch's units to their outcomes in one task, up to the concurrency
+//! limit, sending dead letters as they accumulate and stopping at the deadline.
+
+use std::future::{poll_fn, Future};
+use std::task::{Context as TaskContext, Poll};
+
+use tokio::time::{sleep_until, Instant};
+
+use super::attempt::{self, attempt, Attempted, RetryPolicy};
+use super::deadline;
+use super::ledger::Ledger;
+use super::slots::Slots;
+use super::Context;
+use crate::batch::Unit;
+use crate::dead_letter::{SendFuture, SinkError};
+use crate::handler::Handler;
+
+/// Runs the units to their outcomes.
+pub(super) async fn drive<'u, H: Handler>(
+    handler: &'u H,
+    state: &'u H::State,
+    units: &'u [Unit<'u>],
+    ledger: &mut Ledger<'u, '_>,
+    cx: &Context<'_>,
+) {
+    let margin = cx.settings.deadline_margin;
+    let cut_at = cx.deadline.checked_sub(margin).unwrap_or_else(Instant::now);
+    // Dead letters may still be sent after the cut, until a quarter of the margin is left
+    // for the response itself.
+    let give_up_at = cx.deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
+    let policy = RetryPolicy { retries: cx.settings.retries, backoff: cx.settings.backoff, cut_at };
+    let concurrency = cx.settings.concurrency.max(1);
+    let batch_size = cx.sink.map_or(1, |sink| sink.batch_size());
+
+    let mut scratch = Vec::new();
+    let mut slots = Slots::new();
+    let mut sends: Vec<(Vec<u32>, SendFuture<'_>)> = Vec::new();
+    let mut cut_timer = std::pin::pin!(sleep_until(cut_at));
+    let mut give_up_timer = std::pin::pin!(sleep_until(give_up_at));
+    let mut cut = false;
+    let cutoff = deadline::Cutoff::new(cut_at);
+    // Whether the last pass waited, which moves tokio's clock (see `cutoff`).
+    let mut waited = false;
+
+    loop {
+        // The cut timer fires only when the task yields, and calls that never wait (CPU
+        // work) do not let it: the clock is read here too, after each event and before
+        // units start. (Units already placed still get their first poll in the same pass.)
+        if !cut && cutoff.passed(std::mem::take(&mut waited)) {
+            cut = true;
+            cut_running(&mut slots, ledger);
+        }
+        while !cut && slots.running() < concurrency {
+            let Some(unit) = ledger.next_startable() else {
+                break;
+            };
+            if ledger.settle_before_start(unit, cx.started) {
+                continue;
+            }
+            match attempt::decode(handler, &units[unit as usize], &mut scratch) {
+                Ok(payload) => {
+                    ledger.running(unit);
+                    slots.place(
+                        unit,
+                        attempt(handler, state, &units[unit as usize], payload, &policy),
+                    );
+                }
+                Err(problem) => ledger.undecodable(unit, problem),
+            }
+        }
+        let urgent = cut || slots.running() == 0;
+        // Asked only when there are letters: most units are not dead letters.
+        while ledger.has_pending_letters() {
+            let Some((batch_units, letters)) = ledger.letters_due(batch_size, urgent) else {
+                break;
+            };
+            match cx.sink {
+                Some(sink) => sends.push((batch_units, sink.send_owned(letters))),
+                None => ledger.unsent(batch_units, "no dead-letter sink is configured"),
+            }
+        }
+        if slots.running() == 0 && sends.is_empty() && !ledger.has_pending_letters() {
+            break;
+        }
+        let event = poll_fn(|task| {
+            // Sends first: a unit that never waits would otherwise keep them from starting.
+            if !sends.is_empty() {
+                if let Poll::Ready(event) = poll_sends(&mut sends, task) {
+                    return Poll::Ready(event);
+                }
+            }
+            // Then the units, before the timers: a unit that finished in this pass counts as
+            // finished even at the deadline, and most finish on their first poll, before any
+            // timer needs registering.
+            if let Poll::Ready((unit, attempted)) = slots.poll_next(task) {
+                return Poll::Ready(Event::Finished(unit, attempted));
+            }
+            if !cut && cut_timer.as_mut().poll(task).is_ready() {
+                return Poll::Ready(Event::Cut);
+            }
+            if !sends.is_empty() && give_up_timer.as_mut().poll(task).is_ready() {
+                return Poll::Ready(Event::GiveUp);
+            }
+            waited = true;
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Event::Finished(unit, attempted) => ledger.finish(unit, attempted),
+            Event::Sent(batch_units, answers) => ledger.sent(batch_units, answers),
+            Event::Cut => {
+                cut = true;
+                cut_running(&mut slots, ledger);
+            }
+            Event::GiveUp => {
+                let why = "the dead-letter sink did not answer before the deadline";
+                for (batch_units, _) in sends.drain(..) {
+                    ledger.unsent(batch_units, why);
+                }
+                ledger.abandon_pending(why);
+                break;
+            }
+        }
+    }
+}
+
+/// The deadline's cut: nothing starts any more, and the units running are timed out.
+fn cut_running<F: Future>(slots: &mut Slots<F>, ledger: &mut Ledger<'_, '_>) {
+    ledger.stop();
+    for unit in slots.cut() {
+        ledger.timed_out(unit);
+    }
+}
+
+enum Event {
+    Finished(u32, Attempted),
+    Sent(Vec<u32>, Vec<Result<(), SinkError>>),
+    Cut,
+    GiveUp,
+}
+
+fn poll_sends(
+    sends: &mut Vec<(Vec<u32>, SendFuture<'_>)>,
+    task: &mut TaskContext<'_>,
+) -> Poll<Event> {
+    for index in 0..sends.len() {
+        if let Poll::Ready(answers) = sends[index].1.as_mut().poll(task) {
+            let (units, _) = sends.swap_remove(index);
+            return Poll::Ready(Event::Sent(units, answers));
+        }
+    }
+    Poll::Pending
+}
