@@ -1,11 +1,9 @@
 //! Decoding a record's `data` field: SIMD first, the exact decoder for the reason.
 //!
-//! Base64 is the largest single cost of a batch of plain JSON records (a fifth of the
-//! time, profiled on the 5,000 x 400-byte benchmark batch), and `base64-simd` decodes it
-//! about three times as fast as the `base64` crate on 60- to 2,000-byte records. It is
-//! stricter than what the runtime accepts (padding optional, or partial) and its error
-//! names no position, so whatever it refuses goes through the `base64` crate, which then
-//! accepts it or explains why not. What is accepted and the bytes it decodes to are
+//! Base64 is the largest single cost of a batch of plain JSON records, and `base64-simd`
+//! is the fast decoder. It is stricter than what the runtime accepts (padding optional,
+//! or partial) and its error names no position, so whatever it refuses goes through the
+//! `base64` crate, which then accepts it or explains why not. What is accepted and the bytes it decodes to are
 //! exactly those of the `base64` crate alone; a property test holds the two together.
 //!
 //! What the SIMD decoder takes alone is canonical text, which the bytes give back exactly

@@ -2,13 +2,9 @@
 //! order, at rising addresses.
 //!
 //! Records are decoded as the parser hands them over, while their text is in cache, and
-//! read back by the driver only once the whole payload is parsed, by then from memory. Read
-//! in the order they were written and at rising addresses, they stream: the processor's
-//! prefetchers follow the reads. Allocated one by one from the arena (`bumpalo` hands out
-//! memory downwards), each record sat below the one before it, the reads jumped back
-//! between records, and the driver waited on memory: on the benchmark's 5,000 x 400-byte
-//! batch, the framework took 1.14-1.16x the irreducible loop's time with this layout and
-//! 1.27-1.30x with that one (two sets of five paired runs).
+//! read back by the driver only once the whole payload is parsed, from memory. Laid out
+//! in stream order at rising addresses, the reads stream and the prefetchers follow them;
+//! `bumpalo` alone hands out memory downwards, so the blocks here are laid out upwards.
 
 use std::mem::MaybeUninit;
 

@@ -6,10 +6,8 @@
 //! it carries the reason and is dead-lettered as undecodable.
 //!
 //! A record's data is base64-decoded as the parser hands the record over, while its text
-//! is in cache ([`super::decoded`]). The driver reaches a unit only once the whole payload
-//! is parsed, and by then the text of a large payload has left the core's caches: decoded
-//! there, on a batch of 10,000 60-byte records, the framework took 1.27-1.30x the
-//! irreducible loop's time, and 1.11-1.12x decoded ahead.
+//! is in cache ([`super::decoded`]): the driver reaches a unit only once the whole payload
+//! is parsed.
 
 use std::time::SystemTime;
 
@@ -40,9 +38,8 @@ pub(crate) enum Data<'b> {
     /// is decoded ahead), and a user record's in the usual padded form.
     Bytes { bytes: &'b [u8], padded: bool },
     /// The unit cannot be processed (a broken envelope or aggregate). Kept in the batch's
-    /// arena, so that a unit owns nothing (the list of units is freed without visiting each
-    /// one again, a pass over cold memory that perf showed at the end of every batch) and
-    /// stays small: the rare broken unit costs a pointer, not a field in every unit.
+    /// arena, so that a unit owns nothing (the units are freed without visiting each) and
+    /// the rare broken unit costs a pointer, not a field in every unit.
     Unusable(&'b Unusable<'b>),
 }
 

@@ -57,10 +57,8 @@ impl From<String> for Undecodable {
 
 /// Processes one unit: calls the function, retrying retryable failures.
 ///
-/// The first call runs in this future; what follows a failure runs in a boxed one. This
-/// future is built and moved into its slot once per record, and with the retry loop in it
-/// (its backoff timer, a second copy of the payload) it was 760 bytes for the benchmark's
-/// record instead of 520, though most calls succeed the first time.
+/// The first call runs in this future; what follows a failure runs in a boxed one, so that
+/// the future moved into a slot for every unit stays small: most calls succeed first time.
 pub(crate) async fn attempt<'a, H: Handler>(
     handler: &'a H,
     state: &'a H::State,
@@ -142,11 +140,9 @@ where
     isolate_panics(call, task)
 }
 
-/// The span of one attempt. When no subscriber takes debug spans (the usual case in
-/// production, and with none at all), it is `Span::none()` rather than the macro's disabled
-/// span: that one still carries its metadata, and with `tracing`'s `log` feature (which
-/// `lambda_runtime` turns on) every record, enter, exit and drop of it asks `log` whether
-/// to print, about 400 instructions a record (callgrind, 10,000-record batch).
+/// The span of one attempt; `Span::none()` when no subscriber takes debug spans, since
+/// the macro's disabled span still asks `log` on every enter and exit (`lambda_runtime`
+/// turns on `tracing`'s `log` feature).
 fn record_span(unit: &Unit<'_>, attempts: u32) -> tracing::Span {
     if !tracing::level_enabled!(tracing::Level::DEBUG) {
         return tracing::Span::none();

@@ -2,15 +2,10 @@
 //!
 //! The cut timer fires only when the driver's task yields, and calls that never wait (CPU
 //! work) do not let it, so the driver also reads the clock before it starts each unit.
-//! `Instant::now()` reads the CPU's time-stamp counter behind a fence that keeps the CPU
-//! from overlapping one record's work with the next: 33 ns a read on the benchmark machine,
-//! and 2% of the time of a 10,000-record batch of small records in perf.
-//!
-//! Between units that never waited, Linux's coarse monotonic clock answers instead: the
-//! kernel's time at its last tick, a plain load with no fence, but behind by a few
-//! milliseconds (3 to 11 ms on the benchmark machine, with both cores busy). It only says
-//! whether the cut is still more than [`NEAR`] away; nearer, or after the driver waited,
-//! the exact clock decides. After a wait it must: tokio's clock, which tests may pause,
+//! The exact clock (`Instant::now()`) is fenced and costly per unit, so between units that
+//! never waited Linux's coarse monotonic clock answers instead: a plain load, but behind
+//! by a few milliseconds. It only says whether the cut is still more than [`NEAR`] away;
+//! nearer, or after the driver waited, the exact clock decides. After a wait it must: tokio's clock, which tests may pause,
 //! moves only across waits, and the coarse clock is the machine's.
 
 use tokio::time::Instant;

@@ -47,8 +47,7 @@ pub(crate) struct Ledger<'u, 'c> {
     cx: &'c Context<'c>,
     status: Vec<Status>,
     attempts: Vec<u32>,
-    /// The last error of each unit that has one. Few units do, so a map: a list with a
-    /// slot per unit was written, read and freed for every batch.
+    /// The last error of each unit that has one: few do, so a map.
     errors: HashMap<u32, String>,
     /// The dead-letter reason of each unit that got one, even if its letter then failed.
     reasons: Vec<Option<DeadLetterReason>>,

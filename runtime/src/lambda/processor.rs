@@ -190,10 +190,7 @@ impl<H: Handler> Processor<H> {
 
     /// Processes one invocation payload as the Lambda loop of [`run`](Self::run) does:
     /// the response and the counts, without the row per record of
-    /// [`process`](Self::process), which nothing in Lambda reads. Keeping no rows saves
-    /// copying each record's sequence number and partition key and writing a row for it:
-    /// about 1% of the instructions and half the cache write misses on a batch of 10,000
-    /// small records (benchmarks/README.md).
+    /// [`process`](Self::process), which nothing in Lambda reads.
     ///
     /// For programs that answer Lambda with their own loop: `request_id` is the
     /// invocation's (dead letters and the batch's span carry it), `remaining` the time left
