@@ -1,6 +1,7 @@
 //! Generated records and events.
 
-use kinesis_processor::aggregation::{Aggregator, UserRecord};
+use kinesis_processor::aggregation::UserRecord;
+use kinesis_processor::testing::Aggregator;
 use kinesis_processor::testing::TestBatch;
 
 /// A ~500-byte JSON click, varied by `n`.

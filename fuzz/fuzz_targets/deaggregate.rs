@@ -6,7 +6,8 @@
 //! to find MD5 collisions.
 #![no_main]
 
-use kinesis_processor::aggregation::{aggregate, deaggregate, Deaggregated, MAGIC};
+use kinesis_processor::aggregation::{deaggregate, Deaggregated, MAGIC};
+use kinesis_processor::testing::aggregate;
 use libfuzzer_sys::fuzz_target;
 use md5::{Digest, Md5};
 

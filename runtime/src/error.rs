@@ -36,6 +36,7 @@ pub struct RecordError {
 
 /// The two kinds of [`RecordError`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RecordErrorKind {
     /// Try again: in-process up to `retries` times, then report the record to Lambda.
     Retryable,

@@ -21,7 +21,7 @@ use crate::meta::RecordMeta;
     note = "put `#[kinesis_processor]` on an `async fn NAME(payload: T) -> Result<(), E>` and \
             call `NAME()` to get a `Processor`"
 )]
-pub trait Handler {
+pub trait Handler: sealed::Sealed {
     /// The decoded payload, the function's first parameter.
     type Payload;
     /// The shared state given with [`Processor::state`](crate::Processor::state); `()` when
@@ -45,6 +45,11 @@ pub trait Handler {
         meta: &'a RecordMeta<'a>,
         state: &'a Self::State,
     ) -> Self::Future<'a>;
+}
+
+/// Keeps [`Handler`] implemented by the attribute's expansion alone, so that it can grow.
+mod sealed {
+    pub trait Sealed {}
 }
 
 /// A function that processes one record: `Fn(T, &RecordMeta, &S) -> impl Future`.
@@ -78,6 +83,8 @@ impl<F, T, S, Format> FnHandler<F, T, S, Format> {
         Self { name, function, _types: PhantomData }
     }
 }
+
+impl<F, T, S, Format> sealed::Sealed for FnHandler<F, T, S, Format> {}
 
 impl<F, T, S, Format> Handler for FnHandler<F, T, S, Format>
 where

@@ -80,7 +80,7 @@ pub mod testing;
 
 pub use engine::Outcome;
 pub use error::{BoxError, Error, RecordError, RecordErrorKind};
-pub use handler::{Handler, RecordFn};
+pub use handler::Handler;
 pub use kinesis_processor_macros::kinesis_processor;
 pub use lambda::{Processor, SYNTHETIC_TIMEOUT};
 pub use meta::RecordMeta;
@@ -91,8 +91,10 @@ pub use settings::OnRetriesExhausted;
 #[doc(hidden)]
 pub mod __private {
     use crate::decode::Decode;
-    use crate::handler::{FnHandler, Handler, RecordFn};
+    use crate::handler::{FnHandler, Handler};
     use crate::{Processor, RecordError};
+
+    pub use crate::handler::RecordFn;
 
     /// The processor for an attributed function.
     pub fn processor<Format, T, S, F>(

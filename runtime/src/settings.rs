@@ -4,6 +4,7 @@ use std::time::Duration;
 
 /// What happens to a record whose in-process retries run out.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum OnRetriesExhausted {
     /// Report it to Lambda (the default): the shard resumes from it, so it is delivered
     /// again, and later records wait. Right when failures are transient.

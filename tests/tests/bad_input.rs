@@ -7,7 +7,8 @@ mod answers;
 use std::path::Path;
 use std::time::Duration;
 
-use kinesis_processor::aggregation::{aggregate, UserRecord};
+use kinesis_processor::aggregation::UserRecord;
+use kinesis_processor::testing::aggregate;
 use kinesis_processor::testing::{MemoryDeadLetter, TestBatch};
 use kinesis_processor::{kinesis_processor, BatchOutcome, BatchReport, Error, RecordError};
 use md5::Digest as _;

@@ -212,7 +212,7 @@ async fn a_rejected_user_record_is_dead_lettered_alone_with_its_own_data() {
 async fn a_broken_aggregate_is_dead_lettered_whole_never_shortened() {
     // Magic, a protobuf body cut short, and an MD5 digest that matches the cut body.
     let good =
-        kinesis_processor::aggregation::aggregate([user("a", b"one"), user("b", b"two")]).unwrap();
+        kinesis_processor::testing::aggregate([user("a", b"one"), user("b", b"two")]).unwrap();
     let data = &good[0].data;
     let body = &data[4..data.len() - 16 - 2];
     let mut truncated = data[..4].to_vec();
@@ -240,7 +240,7 @@ async fn a_broken_aggregate_is_dead_lettered_whole_never_shortened() {
 /// in the Lambda loop's summary as in `process`'s report.
 #[tokio::test]
 async fn a_broken_aggregate_still_counts_toward_the_iterator_age() {
-    let good = kinesis_processor::aggregation::aggregate([user("a", b"one")]).unwrap();
+    let good = kinesis_processor::testing::aggregate([user("a", b"one")]).unwrap();
     let mut truncated = good[0].data[..good[0].data.len() - 18].to_vec();
     let body = truncated[4..].to_vec();
     truncated.extend_from_slice(&md5_digest(&body));
@@ -264,7 +264,7 @@ async fn a_broken_aggregate_still_counts_toward_the_iterator_age() {
 
 #[tokio::test]
 async fn corrupt_digests_and_bare_magic_are_plain_records() {
-    let good = kinesis_processor::aggregation::aggregate([user("a", b"one")]).unwrap();
+    let good = kinesis_processor::testing::aggregate([user("a", b"one")]).unwrap();
     let mut corrupt = good[0].data.clone();
     *corrupt.last_mut().unwrap() ^= 0xff;
     let seen = Seen::default();
@@ -298,7 +298,7 @@ async fn aggregates_are_read_alike_in_every_accepted_base64_form() {
         .map(|n| {
             let filler = &b"xx"[..n];
             let users = [user("a", b"good"), user("b", b"bad"), user("c", filler)];
-            kinesis_processor::aggregation::aggregate(users).unwrap().remove(0).data
+            kinesis_processor::testing::aggregate(users).unwrap().remove(0).data
         })
         .find(|data| data.len() % 3 == 1)
         .unwrap();

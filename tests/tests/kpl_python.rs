@@ -9,7 +9,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
-use kinesis_processor::aggregation::{aggregate, UserRecord};
+use kinesis_processor::aggregation::UserRecord;
+use kinesis_processor::testing::aggregate;
 use kinesis_processor::testing::TestBatch;
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
 use serde_json::{json, Value};

@@ -1,3 +1,4 @@
+use super::producer::*;
 use super::*;
 
 fn record<'a>(
@@ -41,7 +42,7 @@ fn the_container_keys_are_the_first_records() {
     assert_eq!(with_ehk[0].partition_key, "first");
     assert_eq!(with_ehk[0].explicit_hash_key, "99");
     let without = aggregate([record("first", None, b"x")]).unwrap();
-    assert_eq!(without[0].explicit_hash_key, hash_key_of("first"));
+    assert_eq!(without[0].explicit_hash_key, hash_key_of("first").to_string());
 }
 
 #[test]
@@ -49,7 +50,7 @@ fn the_hash_key_of_a_partition_key_is_its_md5_as_an_integer() {
     // MD5("") = d41d8cd98f00b204e9800998ecf8427e
     assert_eq!(
         hash_key_of(""),
-        u128::from_str_radix("d41d8cd98f00b204e9800998ecf8427e", 16).unwrap().to_string()
+        u128::from_str_radix("d41d8cd98f00b204e9800998ecf8427e", 16).unwrap()
     );
 }
 

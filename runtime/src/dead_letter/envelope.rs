@@ -10,6 +10,7 @@ pub const ENVELOPE_VERSION: u32 = 1;
 /// Why a record was dead-lettered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum DeadLetterReason {
     /// The record could not be decoded: bad base64, bad JSON or schema, invalid UTF-8, a
     /// broken envelope or a KPL aggregate whose contents are broken.

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
-use crate::aggregation::{self, UserRecord};
+use crate::aggregation::UserRecord;
 
 /// A Lambda Kinesis event under construction: records with realistic 56-digit sequence
 /// numbers, a shard id, a stream ARN and arrival times.
@@ -137,7 +137,7 @@ impl TestBatch {
     /// assert_eq!(batch.sequence_numbers().len(), 1);
     /// ```
     pub fn aggregate(self, records: &[UserRecord<'_>]) -> Self {
-        let mut aggregates = aggregation::aggregate(records.iter().copied())
+        let mut aggregates = crate::testing::aggregate(records.iter().copied())
             .expect("each test user record fits in a Kinesis record");
         assert_eq!(aggregates.len(), 1, "the test user records need more than one aggregate");
         let aggregate = aggregates.remove(0);

@@ -1,5 +1,6 @@
-//! Test support (feature `testing`): Kinesis events built in code, and an in-memory
-//! dead-letter sink. Nothing here needs AWS or a network.
+//! Test support (feature `testing`): Kinesis events built in code, KPL aggregates built as
+//! producers build them, an in-memory dead-letter sink, and the event source mapping
+//! simulator. Nothing here needs AWS or a network.
 //!
 //! ```
 //! use kinesis_processor::{kinesis_processor, RecordError};
@@ -30,6 +31,9 @@ mod batch;
 mod esm;
 mod memory;
 
+pub use crate::aggregation::producer::{
+    aggregate, hash_key_of, AggregatedRecord, Aggregator, TooLarge,
+};
 pub use batch::TestBatch;
 pub use esm::{
     EventSourceMapping, FnFunction, Function, Invocation, MappingReport, OnFailureRecord, Put,

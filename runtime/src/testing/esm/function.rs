@@ -11,6 +11,7 @@ use crate::Processor;
 
 /// How one invocation ended, as the event source mapping sees it.
 #[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub enum Invocation {
     /// The function returned this response (`null` for none).
     Response(Value),

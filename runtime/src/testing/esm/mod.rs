@@ -45,6 +45,7 @@ pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
 /// What the mapping does with a reported `itemIdentifier` that is not in the batch. AWS
 /// does not document it; a whole-batch failure is the safe reading.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum UnknownItemIdentifier {
     /// Retry the whole batch (the default).
     #[default]
@@ -275,7 +276,8 @@ fn lane_records(stream: &SimulatedStream, shard: usize, lane: usize, lanes: usiz
         .enumerate()
         .filter(|(_, record)| {
             lanes == 1
-                || (stream::hash_key_of(&record.partition_key) % lanes as u128) as usize == lane
+                || (crate::testing::hash_key_of(&record.partition_key) % lanes as u128) as usize
+                    == lane
         })
         .map(|(index, _)| index)
         .collect()

@@ -4,9 +4,8 @@
 
 use std::time::{Duration, SystemTime};
 
-use md5::{Digest, Md5};
-
-use crate::aggregation::{self, UserRecord};
+use crate::aggregation::UserRecord;
+use crate::testing::hash_key_of;
 
 /// One record in a shard.
 #[derive(Clone, Debug)]
@@ -164,7 +163,7 @@ impl SimulatedStream {
     /// When the records do not fit in one Kinesis record.
     pub fn put_aggregate(&mut self, records: &[UserRecord<'_>], arrival: SystemTime) -> Put {
         let mut aggregates =
-            aggregation::aggregate(records.iter().copied()).expect("user records fit");
+            crate::testing::aggregate(records.iter().copied()).expect("user records fit");
         assert_eq!(aggregates.len(), 1, "the user records need more than one aggregate");
         let aggregate = aggregates.remove(0);
         self.put_record(
@@ -190,11 +189,6 @@ impl SimulatedStream {
             .unwrap_or_else(|| hash_key_of(partition_key));
         self.shard_for(hash_key)
     }
-}
-
-/// The 128-bit hash key Kinesis derives from a partition key: its MD5, big-endian.
-pub(crate) fn hash_key_of(partition_key: &str) -> u128 {
-    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
 }
 
 /// The `position`-th sequence number of shard `shard`: 56 digits, growing within the shard
