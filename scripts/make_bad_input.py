@@ -84,6 +84,11 @@ def records(total, decode_errors=0):
     return {"records": total, "decode_errors": decode_errors}
 
 
+def letter(expect, **fields):
+    """`expect` with what the dead letter of the failing record must carry."""
+    return dict(expect, dead_letter=fields)
+
+
 def broken(**overrides):
     return record(seq=seq(1), **overrides)
 
@@ -93,7 +98,6 @@ case("not-json.txt", "hello, lambda", invocation_error("not valid JSON"))
 case("empty.json", b"", invocation_error("not valid JSON"))
 case("truncated-envelope.json", '{"Records":[{"kinesis":', invocation_error("not valid JSON"))
 case("trailing-garbage.json", json.dumps(event(record())) + " xyz", invocation_error("not valid JSON"))
-case("byte-order-mark.json", b"\xef\xbb\xbf" + json.dumps(event(record())).encode(), invocation_error("not valid JSON"))
 case("utf16.json", json.dumps(event(record())).encode("utf-16"), invocation_error("not valid JSON"))
 case("null.json", "null", invocation_error("found null"))
 case("array.json", "[]", invocation_error("found an array"))
@@ -121,12 +125,23 @@ case("s3-event.json", {"Records": [{"eventSource": "aws:s3", "eventName": "Objec
 case("api-gateway-event.json", {"resource": "/", "path": "/", "httpMethod": "GET", "headers": {}, "body": None},
      invocation_error("no `Records` array"))
 
+# Leniency: what real tools produce is processed.
+case("byte-order-mark.json", b"\xef\xbb\xbf" + json.dumps(event(record())).encode(), records(1, 0),
+     note="a UTF-8 byte-order mark before the payload is skipped")
+case("event-id-missing.json", ok_then(broken(eventID=DROP)), dict(records(3, 0), unknown_shards=1),
+     note="processed; its shard is unknown")
+inner_event_id = broken(eventID=DROP)
+inner_event_id["kinesis"]["eventID"] = "shardId-000000000001:" + seq(1)
+case("event-id-inside-kinesis.json", ok_then(inner_event_id), dict(records(3, 0), unknown_shards=0),
+     note="as the KPL aggregation library's sample records carry it")
+
 # One broken record among good ones: it fails alone (a decode error), nothing else does.
 case("invalid-base64.json", ok_then(broken(kinesis_data="!!!not base64!!!")), records(3, 1))
 case("base64-with-spaces.json", ok_then(broken(kinesis_data="aGVs bG8=")), records(3, 1))
 case("unpadded-base64.json", ok_then(broken(kinesis_data="aGVsbG8")), records(3, 0),
      note="accepted: the padding adds nothing")
-case("missing-kinesis.json", ok_then(broken(kinesis=DROP)), records(3, 1))
+case("missing-kinesis.json", ok_then(broken(kinesis=DROP)), letter(records(3, 1), sequence_number=seq(1)),
+     note="its sequence number comes from its eventID, so its letter and any failure name it")
 case("kinesis-null.json", ok_then(broken(kinesis=None)), records(3, 1))
 case("kinesis-array.json", ok_then(broken(kinesis=[1, 2])), records(3, 1))
 case("sequence-number-number.json", ok_then(broken(kinesis_sequenceNumber=12)), records(3, 1))
@@ -139,7 +154,6 @@ case("data-null.json", ok_then(broken(kinesis_data=None)), records(3, 1))
 case("arrival-string.json", ok_then(broken(kinesis_approximateArrivalTimestamp="yesterday")), records(3, 1))
 case("arrival-negative.json", ok_then(broken(kinesis_approximateArrivalTimestamp=-1)), records(3, 1))
 case("arrival-missing.json", ok_then(broken(kinesis_approximateArrivalTimestamp=DROP)), records(3, 1))
-case("event-id-missing.json", ok_then(broken(eventID=DROP)), records(3, 1))
 case("event-id-without-shard.json", ok_then(broken(eventID="no-colon-here")), records(3, 1))
 case("event-source-arn-missing.json", ok_then(broken(eventSourceARN=DROP)), records(3, 1))
 case("event-source-arn-number.json", ok_then(broken(eventSourceARN=5)), records(3, 1))
@@ -148,9 +162,19 @@ case("encryption-type-number.json", ok_then(broken(kinesis_encryptionType=1)), r
 case("encryption-type-kms.json", ok_then(broken(kinesis_encryptionType="KMS")), records(3, 0),
      note="Lambda hands KMS-encrypted records over decrypted")
 case("explicit-hash-key-object.json", ok_then(broken(kinesis_explicitHashKey={})), records(3, 1))
-case("record-number.json", event(record(seq=seq(0)), 5, record(seq=seq(2))), records(3, 1))
-case("record-null.json", event(record(seq=seq(0)), None, record(seq=seq(2))), records(3, 1))
-case("record-string.json", event(record(seq=seq(0)), "record", record(seq=seq(2))), records(3, 1))
+case("record-number.json", event(record(seq=seq(0)), 5, record(seq=seq(2))),
+     letter(records(3, 1), raw_record="5"))
+case("record-null.json", event(record(seq=seq(0)), None, record(seq=seq(2))),
+     letter(records(3, 1), raw_record="null"))
+case("record-string.json", event(record(seq=seq(0)), "record", record(seq=seq(2))),
+     letter(records(3, 1), raw_record='"record"'))
+case("record-array.json", event(record(seq=seq(0)), [1, {"a": "b"}], record(seq=seq(2))),
+     letter(records(3, 1), raw_record='[1, {"a": "b"}]'))
+deep = "[" * 100000 + "]" * 100000
+case("record-deeply-nested.json",
+     json.dumps(event(record(seq=seq(0)), "PLACEHOLDER", record(seq=seq(2)))).replace('"PLACEHOLDER"', deep),
+     letter(records(3, 1), raw_record="[" * 32768),
+     note="its letter carries the first 32 KiB of its JSON text")
 case("non-utf8-text.json", ok_then(broken(kinesis_data=base64.b64encode(b"caf\xe9 \xff").decode())), records(3, 1), fmt="text")
 case("invalid-json-payload.json", ok_then(broken(kinesis_data=base64.b64encode(b'{"a": ').decode())), records(3, 1), fmt="json")
 case("deeply-nested-json-payload.json",

@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 ///
 /// #[kinesis_processor(format = text)]
 /// async fn audit(line: String, meta: &RecordMeta) -> Result<(), RecordError> {
-///     println!("{} {}: {line}", meta.shard_id(), meta.sequence_number());
+///     println!("{} {}: {line}", meta.stream_name(), meta.sequence_number());
 ///     Ok(())
 /// }
 /// # let _ = audit();
@@ -22,8 +22,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// must outlive the call.
 #[derive(Clone)]
 pub struct RecordMeta<'a> {
-    pub(crate) sequence_number: &'a str,
-    pub(crate) partition_key: &'a str,
+    /// `None` only for an undecodable record without a valid one.
+    pub(crate) sequence_number: Option<&'a str>,
+    /// `None` only for an undecodable record without one.
+    pub(crate) partition_key: Option<&'a str>,
     pub(crate) explicit_hash_key: Option<&'a str>,
     /// Where it was read from, shared by the records of a shard.
     pub(crate) source: &'a Source<'a>,
@@ -38,13 +40,15 @@ pub struct RecordMeta<'a> {
 /// a large batch a quarter smaller (they are read from memory once per record).
 #[derive(Debug)]
 pub(crate) struct Source<'a> {
-    pub shard_id: &'a str,
-    pub event_source_arn: &'a str,
+    /// `None` when the record's `eventID` did not name one.
+    pub shard_id: Option<&'a str>,
+    /// `None` only for an undecodable record without one.
+    pub event_source_arn: Option<&'a str>,
 }
 
 impl Source<'_> {
     /// The source of a record whose envelope named none.
-    pub(crate) const UNKNOWN: Source<'static> = Source { shard_id: "", event_source_arn: "" };
+    pub(crate) const UNKNOWN: Source<'static> = Source { shard_id: None, event_source_arn: None };
 }
 
 /// [`RecordMeta::sub_sequence`] of a plain record. An aggregate holds at most a megabyte,
@@ -55,7 +59,8 @@ impl<'a> RecordMeta<'a> {
     /// The Kinesis sequence number (a decimal string of about 56 digits). For a user
     /// record of a KPL aggregate, the sequence number of the Kinesis record that carried it.
     pub fn sequence_number(&self) -> &'a str {
-        self.sequence_number
+        // Every record the function is called with has one.
+        self.sequence_number.unwrap_or_default()
     }
 
     /// The 0-based position of a user record inside its KPL aggregate; `None` for a plain
@@ -66,7 +71,8 @@ impl<'a> RecordMeta<'a> {
 
     /// The partition key (for a user record of an aggregate, the user record's own key).
     pub fn partition_key(&self) -> &'a str {
-        self.partition_key
+        // Every record the function is called with has one.
+        self.partition_key.unwrap_or_default()
     }
 
     /// The explicit hash key, when the producer set one.
@@ -74,14 +80,18 @@ impl<'a> RecordMeta<'a> {
         self.explicit_hash_key
     }
 
-    /// The shard the record was read from, e.g. `shardId-000000000006`.
-    pub fn shard_id(&self) -> &'a str {
+    /// The shard the record was read from, e.g. `shardId-000000000006`, as the record's
+    /// `eventID` (`shardId-...:sequence`) names it. Lambda's events always carry it; `None`
+    /// for a record without an `eventID` (some hand-written or sample events), which is
+    /// processed all the same.
+    pub fn shard_id(&self) -> Option<&'a str> {
         self.source.shard_id
     }
 
     /// The ARN of the stream, e.g. `arn:aws:kinesis:us-east-1:123456789012:stream/clicks`.
     pub fn event_source_arn(&self) -> &'a str {
-        self.source.event_source_arn
+        // Every record the function is called with has one.
+        self.source.event_source_arn.unwrap_or_default()
     }
 
     /// The stream's name, the last part of [`event_source_arn`](Self::event_source_arn).
@@ -103,9 +113,9 @@ impl<'a> RecordMeta<'a> {
 impl fmt::Debug for RecordMeta<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RecordMeta")
-            .field("sequence_number", &self.sequence_number)
+            .field("sequence_number", &self.sequence_number())
             .field("sub_sequence_number", &self.sub_sequence_number())
-            .field("partition_key", &self.partition_key)
+            .field("partition_key", &self.partition_key())
             .field("explicit_hash_key", &self.explicit_hash_key)
             .field("shard_id", &self.shard_id())
             .field("event_source_arn", &self.event_source_arn())
@@ -130,10 +140,11 @@ mod tests {
 
     #[test]
     fn debug_shows_every_accessor_by_name() {
-        let source = Source { shard_id: "shardId-1", event_source_arn: "arn:x:stream/s" };
+        let source =
+            Source { shard_id: Some("shardId-1"), event_source_arn: Some("arn:x:stream/s") };
         let meta = RecordMeta {
-            sequence_number: "42",
-            partition_key: "k",
+            sequence_number: Some("42"),
+            partition_key: Some("k"),
             explicit_hash_key: None,
             source: &source,
             arrival_millis: 1_500,
@@ -145,7 +156,7 @@ mod tests {
             "sub_sequence_number: Some(3)",
             "partition_key: \"k\"",
             "explicit_hash_key: None",
-            "shard_id: \"shardId-1\"",
+            "shard_id: Some(\"shardId-1\")",
             "event_source_arn: \"arn:x:stream/s\"",
             "approximate_arrival: SystemTime",
             "aggregated: true",

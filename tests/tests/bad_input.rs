@@ -226,7 +226,28 @@ async fn every_hostile_payload_has_its_expected_outcome() {
                 "{name}"
             );
         }
+        if let Some(unknown) = expect["unknown_shards"].as_u64() {
+            let count = report.records().filter(|r| r.shard_id().is_none()).count();
+            assert_eq!(count as u64, unknown, "{name}: records whose shard is unknown");
+        }
+        if let Some(fields) = expect.get("dead_letter") {
+            let letter = &letters[0];
+            if let Some(sequence_number) = fields["sequence_number"].as_str() {
+                assert_eq!(letter.sequence_number.as_deref(), Some(sequence_number), "{name}");
+            }
+            if let Some(raw_record) = fields["raw_record"].as_str() {
+                assert_eq!(letter.raw_record.as_deref(), Some(raw_record), "{name}");
+            }
+        }
     }
+}
+
+#[tokio::test]
+async fn a_record_without_kinesis_is_reported_by_the_sequence_number_of_its_event_id() {
+    let case = corpus().into_iter().find(|case| case["file"] == "missing-kinesis.json").unwrap();
+    let report = bytes().process(payload(&case)).await.unwrap();
+    let expected = case["expect"]["dead_letter"]["sequence_number"].as_str();
+    assert_eq!(report.checkpoint(), expected, "without a sink, the failure names it");
 }
 
 #[tokio::test]

@@ -89,7 +89,7 @@ async fn to_json(line: String, meta: &RecordMeta, output: &Output) -> Result<(),
     let key = format!(
         "logs/{}/{}/{}-{}.json",
         meta.stream_name(),
-        meta.shard_id(),
+        meta.shard_id().unwrap_or("unknown-shard"),
         meta.sequence_number(),
         meta.sub_sequence_number().unwrap_or(0)
     );

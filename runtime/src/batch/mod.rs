@@ -8,6 +8,7 @@
 
 pub(crate) mod base64;
 mod decoded;
+mod raw;
 mod record;
 mod scan;
 #[cfg(test)]
@@ -37,13 +38,21 @@ pub(crate) struct Batch<'b> {
 /// Reads a payload into a batch, keeping what its units borrow besides the payload
 /// (unescaped strings, decoded data, problems) in `arena`.
 pub(crate) fn read<'b>(payload: &'b [u8], arena: &'b Bump) -> Result<Batch<'b>, Error> {
+    let payload = without_byte_order_mark(payload);
     let mut builder = units::Builder::for_payload(payload, arena);
     let parsed = parse(payload, arena, &mut |index, record| builder.push(index, record))?;
-    Ok(Batch {
-        records: parsed.records,
-        units: builder.finish(),
-        oldest_arrival: parsed.oldest_arrival,
-    })
+    let mut units = builder.finish();
+    if !parsed.not_objects.is_empty() {
+        for (index, text) in raw::records(payload, &parsed.not_objects) {
+            units::attach_raw_record(&mut units, index, text, arena);
+        }
+    }
+    Ok(Batch { records: parsed.records, units, oldest_arrival: parsed.oldest_arrival })
+}
+
+/// The payload without the UTF-8 byte-order mark that some tools write before JSON.
+fn without_byte_order_mark(payload: &[u8]) -> &[u8] {
+    payload.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(payload)
 }
 
 /// What parsing an invocation found besides its records, which went to the sink.
@@ -52,6 +61,8 @@ pub(crate) struct Parsed {
     pub records: usize,
     /// The earliest arrival of a valid record, in milliseconds since 1970.
     pub oldest_arrival: Option<u64>,
+    /// The indexes of the records that are not JSON objects.
+    pub not_objects: Vec<usize>,
 }
 
 /// Where judged records go: called with each record's index in `Records`, in order.
@@ -73,6 +84,7 @@ pub(crate) fn parse<'b>(
         other_source: None,
         previous_shard: None,
         oldest_arrival: None,
+        not_objects: Vec::new(),
     };
     let document = parse_document(payload, &mut collector)
         .map_err(|e| Error::InvalidEvent(format!("the payload is not valid JSON: {e}")))?;
@@ -98,9 +110,11 @@ pub(crate) fn parse<'b>(
                 "record {index} comes from `{source}`, not `{KINESIS}`: this function \
                  processes Kinesis batches"
             ))),
-            None => {
-                Ok(Parsed { records: collector.records, oldest_arrival: collector.oldest_arrival })
-            }
+            None => Ok(Parsed {
+                records: collector.records,
+                oldest_arrival: collector.oldest_arrival,
+                not_objects: collector.not_objects,
+            }),
         },
     }
 }
@@ -151,6 +165,8 @@ struct Collector<'c, 's, 'b> {
     previous_shard: Option<&'b str>,
     /// The earliest arrival of a valid record so far.
     oldest_arrival: Option<u64>,
+    /// The records so far that are not JSON objects.
+    not_objects: Vec<usize>,
 }
 
 impl<'b> Collector<'_, '_, 'b> {
@@ -162,9 +178,14 @@ impl<'b> Collector<'_, '_, 'b> {
             let source = record.event_source.as_str().unwrap_or_default().to_owned();
             self.other_source = Some((index, source));
         }
+        if record.not_an_object.is_some() {
+            self.not_objects.push(index);
+        }
         let mut judged = record.judge();
         if let Judged::Valid(checked) = &mut judged {
-            self.share_shard_id(&mut checked.shard_id);
+            if let Some(shard_id) = &mut checked.shard_id {
+                self.share_shard_id(shard_id);
+            }
             let arrival = checked.arrival_millis;
             self.oldest_arrival = Some(self.oldest_arrival.map_or(arrival, |old| old.min(arrival)));
         }

@@ -24,7 +24,8 @@ pub(crate) struct CheckedRecord<'b> {
     pub data: &'b str,
     /// When Kinesis accepted it, in milliseconds since 1970.
     pub arrival_millis: u64,
-    pub shard_id: &'b str,
+    /// `None` when the record has no `eventID`.
+    pub shard_id: Option<&'b str>,
     pub event_source_arn: &'b str,
     /// Whether `data` may be a KPL aggregate: it starts as the base64 of the magic bytes.
     pub may_be_aggregate: bool,
@@ -71,6 +72,8 @@ pub(super) struct KinesisFields<'p> {
     pub(super) data: Field<'p>,
     pub(super) approximate_arrival_timestamp: Field<'p>,
     pub(super) encryption_type: Field<'p>,
+    /// Where some sample events (the KPL aggregation library's) put `eventID`.
+    pub(super) event_id: Field<'p>,
 }
 
 /// Whether a member that must be an object is one.
@@ -125,11 +128,35 @@ impl<'p> Field<'p> {
 }
 
 impl<'p> EventRecord<'p> {
-    /// The shard id that opens `eventID` (`shardId-...:sequence`), when there is one.
-    fn shard_id(&self) -> Option<&'p str> {
-        let id = self.event_id.as_str()?;
+    /// `eventID`, at the record's top level as Lambda sends it, or inside `kinesis`.
+    fn event_id(&self) -> &Field<'p> {
+        match (&self.event_id, &self.kinesis.event_id) {
+            (Field::Absent, inner) => inner,
+            (outer, _) => outer,
+        }
+    }
+
+    /// The shard id and sequence number of `eventID` (`shardId-...:sequence`), when it is
+    /// shaped so.
+    fn event_id_parts(&self) -> Option<(&'p str, &'p str)> {
+        let id = self.event_id().as_str()?;
         let colon = first_colon(id.as_bytes())?;
-        (colon > 0).then(|| &id[..colon])
+        (colon > 0).then(|| (&id[..colon], &id[colon + 1..]))
+    }
+
+    /// The shard id that opens `eventID`, when there is one.
+    fn shard_id(&self) -> Option<&'p str> {
+        self.event_id_parts().map(|(shard_id, _)| shard_id)
+    }
+
+    /// The sequence number, when valid: `kinesis.sequenceNumber`, or for a record without
+    /// `kinesis` the one its `eventID` names.
+    fn valid_sequence_number(&self) -> Option<&'p str> {
+        let named = match self.kinesis.shape {
+            Member::Object => self.kinesis.sequence_number.as_str(),
+            _ => self.event_id_parts().map(|(_, sequence_number)| sequence_number),
+        };
+        named.filter(|number| sequence::is_valid(number))
     }
 
     /// The arrival time, when the field is a valid timestamp.
@@ -187,13 +214,13 @@ impl<'p> EventRecord<'p> {
         let data = self.kinesis.data.required_str("kinesis.data")?;
         let arrival_millis = self.checked_arrival()?;
         let event_source_arn = self.event_source_arn.required_str("eventSourceARN")?;
-        let event_id = self.event_id.as_str().ok_or_else(|| match &self.event_id {
-            Field::Absent => "`eventID` is missing".to_owned(),
-            other => format!("`eventID` is {}, expected a string", other.describe()),
-        })?;
-        let shard_id = self.shard_id().ok_or_else(|| {
-            format!("`eventID` {event_id:?} does not name a shard (`shardId-...:sequence`)")
-        })?;
+        let shard_id = match self.event_id() {
+            Field::Absent => None,
+            Field::Str(event_id) => Some(self.shard_id().ok_or_else(|| {
+                format!("`eventID` {event_id:?} does not name a shard (`shardId-...:sequence`)")
+            })?),
+            other => return Err(format!("`eventID` is {}, expected a string", other.describe())),
+        };
         Ok(CheckedRecord {
             sequence_number,
             partition_key,
@@ -211,10 +238,7 @@ impl<'p> EventRecord<'p> {
         let kinesis = &self.kinesis;
         BrokenRecord {
             problem,
-            sequence_number: kinesis
-                .sequence_number
-                .as_str()
-                .filter(|number| sequence::is_valid(number)),
+            sequence_number: self.valid_sequence_number(),
             partition_key: kinesis.partition_key.as_str(),
             explicit_hash_key: kinesis.explicit_hash_key.as_str(),
             data: kinesis.data.as_str(),

@@ -72,7 +72,7 @@ fn a_good_record_checks_out_with_every_field() {
     assert_eq!(checked.sequence_number, "1");
     assert_eq!(checked.partition_key, "k");
     assert_eq!(checked.data, "aGk=");
-    assert_eq!(checked.shard_id, "shardId-000000000006");
+    assert_eq!(checked.shard_id, Some("shardId-000000000006"));
     assert_eq!(checked.explicit_hash_key, None);
     assert_eq!(checked.event_source_arn, "arn:aws:kinesis:us-east-1:1:stream/s");
     assert!(!checked.may_be_aggregate);
@@ -103,7 +103,7 @@ fn strings_are_borrowed_unless_escaped() {
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
     let checked = valid(&records[0]);
     let in_payload = |text: &str| payload.as_bytes().as_ptr_range().contains(&text.as_ptr());
-    assert!(in_payload(checked.data) && in_payload(checked.shard_id));
+    assert!(in_payload(checked.data) && in_payload(checked.shard_id.unwrap()));
     assert_eq!(checked.partition_key, "a/b");
     assert!(!in_payload(checked.partition_key), "the unescaped key is in the arena");
     assert!(arena.allocated_bytes() > 0);
@@ -167,21 +167,52 @@ fn each_wrong_field_fails_its_record_with_a_message_naming_it() {
 #[test]
 fn an_event_id_that_names_no_shard_fails_its_record() {
     for (event_id, expected) in [
-        (r#""eventID":"shardId-000000000006:1","#, "`eventID` is missing"),
         (r#""eventID":7,"#, "`eventID` is a number, expected a string"),
         (r#""eventID":"no-colon","#, "`eventID` \"no-colon\" does not name a shard"),
         (r#""eventID":":1","#, "`eventID` \":1\" does not name a shard"),
     ] {
-        let payload = record(GOOD).replace(r#""eventID":"shardId-000000000006:1","#, "");
-        let payload = match expected {
-            "`eventID` is missing" => payload,
-            _ => payload.replace(r#""eventSource""#, &format!(r#"{event_id}"eventSource""#)),
-        };
+        let payload = record(GOOD).replace(r#""eventID":"shardId-000000000006:1","#, event_id);
         let arena = Bump::new();
         let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
         let problem = &broken(&records[0]).problem;
         assert!(problem.contains(expected), "{event_id}: {problem}");
     }
+}
+
+#[test]
+fn a_record_without_an_event_id_is_valid_with_no_shard() {
+    let payload = record(GOOD).replace(r#""eventID":"shardId-000000000006:1","#, "");
+    let arena = Bump::new();
+    let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+    assert_eq!(valid(&records[0]).shard_id, None);
+}
+
+#[test]
+fn an_event_id_inside_kinesis_names_the_shard() {
+    // As the KPL aggregation library's sample records carry it.
+    let inner = GOOD
+        .replace(r#""sequenceNumber""#, r#""eventID":"shardId-000000000002:1","sequenceNumber""#);
+    let payload = record(&inner).replace(r#""eventID":"shardId-000000000006:1","#, "");
+    let arena = Bump::new();
+    let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+    assert_eq!(valid(&records[0]).shard_id, Some("shardId-000000000002"));
+}
+
+#[test]
+fn a_record_without_kinesis_takes_its_sequence_number_from_its_event_id() {
+    let payload = r#"{"Records":[{"eventID":"shardId-000000000006:49590338271490256608559692538361571095921575989136588898"}]}"#;
+    let arena = Bump::new();
+    let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+    let broken = broken(&records[0]);
+    assert_eq!(broken.problem, "`kinesis` is missing");
+    assert_eq!(
+        broken.sequence_number,
+        Some("49590338271490256608559692538361571095921575989136588898")
+    );
+    // With `kinesis` present, only its own sequence number counts.
+    let payload = r#"{"Records":[{"kinesis":{},"eventID":"shardId-000000000006:42"}]}"#;
+    let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
+    assert_eq!(super::tests::broken(&records[0]).sequence_number, None);
 }
 
 #[test]
@@ -288,7 +319,7 @@ fn an_escaped_event_id_still_names_its_shard() {
     assert!(payload.contains("\\u002d"));
     let arena = Bump::new();
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    assert_eq!(valid(&records[0]).shard_id, "shardId-000000000006");
+    assert_eq!(valid(&records[0]).shard_id, Some("shardId-000000000006"));
 }
 
 #[test]
@@ -318,7 +349,7 @@ fn records_of_one_shard_share_one_shard_id_slice() {
     let payload = format!(r#"{{"Records":[{one},{one},{other},{one}]}}"#);
     let arena = Bump::new();
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    let shards: Vec<&str> = records.iter().map(|r| valid(r).shard_id).collect();
+    let shards: Vec<&str> = records.iter().map(|r| valid(r).shard_id.unwrap()).collect();
     assert_eq!(
         shards,
         [

@@ -43,12 +43,21 @@ pub(crate) enum Data<'b> {
     Unusable(&'b Unusable<'b>),
 }
 
-/// Why a unit cannot be processed, and its data as it came.
+/// Why a unit cannot be processed, and what it came with.
 pub(crate) struct Unusable<'b> {
     pub problem: &'b str,
     /// `None` when the envelope has no usable `data`.
     pub data: Option<Data<'b>>,
+    /// When Kinesis accepted it, in milliseconds since 1970, if the envelope says.
+    pub arrival_millis: Option<u64>,
+    /// The record's JSON text as received, when it is not a JSON object (so has no `data`
+    /// at all): its start, at most [`RAW_RECORD_LIMIT`] bytes.
+    pub raw_record: Option<&'b str>,
 }
+
+/// The most of a record's JSON text a dead letter carries: small enough that the letter
+/// fits every sink (SNS and SQS take 256 KiB), even with every byte escaped.
+pub(crate) const RAW_RECORD_LIMIT: usize = 32 * 1024;
 
 impl<'b> Data<'b> {
     /// The data of a record's `data` field: decoded when the text is canonical base64, the
@@ -60,9 +69,15 @@ impl<'b> Data<'b> {
         }
     }
 
-    /// Data that cannot be processed, for `problem`, kept in `arena`.
-    fn unusable(problem: &str, data: Option<Data<'b>>, arena: &'b Bump) -> Self {
-        Data::Unusable(arena.alloc(Unusable { problem: arena.alloc_str(problem), data }))
+    /// Data that cannot be processed, kept in `arena`.
+    fn unusable(
+        problem: &str,
+        data: Option<Data<'b>>,
+        arrival_millis: Option<u64>,
+        arena: &'b Bump,
+    ) -> Self {
+        let problem = arena.alloc_str(problem);
+        Data::Unusable(arena.alloc(Unusable { problem, data, arrival_millis, raw_record: None }))
     }
 
     /// The unit's bytes: decoded into `buffer` when base64, borrowed otherwise.
@@ -133,12 +148,16 @@ impl<'b> Builder<'b> {
 
     /// The record's shard and stream, as one shared value for all records of a shard.
     fn source_of(&mut self, checked: &CheckedRecord<'b>) -> &'b Source<'b> {
-        let same = std::ptr::eq(self.source.shard_id, checked.shard_id)
-            && self.source.event_source_arn == checked.event_source_arn;
+        // The parser hands every record of a shard the same shard id slice.
+        let same_shard = match (self.source.shard_id, checked.shard_id) {
+            (Some(ours), Some(theirs)) => std::ptr::eq(ours, theirs),
+            (ours, theirs) => ours.is_none() && theirs.is_none(),
+        };
+        let same = same_shard && self.source.event_source_arn == Some(checked.event_source_arn);
         if !same {
             self.source = self.arena.alloc(Source {
                 shard_id: checked.shard_id,
-                event_source_arn: checked.event_source_arn,
+                event_source_arn: Some(checked.event_source_arn),
             });
         }
         self.source
@@ -195,7 +214,8 @@ fn expand<'b>(
             }
             Err(broken) => {
                 // Dead-lettered whole, with the record's data as it came.
-                unit.data = Data::unusable(&broken.to_string(), Some(unit.data), arena);
+                let arrival = Some(unit.meta.arrival_millis);
+                unit.data = Data::unusable(&broken.to_string(), Some(unit.data), arrival, arena);
                 expanded.push(unit);
             }
         }
@@ -213,8 +233,8 @@ fn plain_unit<'b>(
     Unit {
         record: index,
         meta: RecordMeta {
-            sequence_number: checked.sequence_number,
-            partition_key: checked.partition_key,
+            sequence_number: Some(checked.sequence_number),
+            partition_key: Some(checked.partition_key),
             explicit_hash_key: checked.explicit_hash_key,
             source,
             arrival_millis: checked.arrival_millis,
@@ -229,7 +249,7 @@ fn user_record_unit<'b>(parent: &Unit<'b>, sub_sequence: u32, user: UserRecord<'
     Unit {
         record: parent.record,
         meta: RecordMeta {
-            partition_key: user.partition_key,
+            partition_key: Some(user.partition_key),
             explicit_hash_key: user.explicit_hash_key,
             sub_sequence,
             ..parent.meta.clone()
@@ -242,30 +262,66 @@ fn user_record_unit<'b>(parent: &Unit<'b>, sub_sequence: u32, user: UserRecord<'
 fn broken_unit<'b>(index: usize, record: BrokenRecord<'b>, arena: &'b Bump) -> Unit<'b> {
     let source = match (record.shard_id, record.event_source_arn) {
         (None, None) => &Source::UNKNOWN,
-        (shard_id, event_source_arn) => &*arena.alloc(Source {
-            shard_id: shard_id.unwrap_or(""),
-            event_source_arn: event_source_arn.unwrap_or(""),
-        }),
+        (shard_id, event_source_arn) => &*arena.alloc(Source { shard_id, event_source_arn }),
     };
     Unit {
         record: index,
         meta: RecordMeta {
-            sequence_number: record.sequence_number.unwrap_or(""),
-            partition_key: record.partition_key.unwrap_or(""),
+            sequence_number: record.sequence_number,
+            partition_key: record.partition_key,
             explicit_hash_key: record.explicit_hash_key,
             source,
-            arrival_millis: record.arrival_millis.unwrap_or(0),
+            // Not read for an unusable unit: `Unit::arrival_millis` answers from `Unusable`.
+            arrival_millis: 0,
             sub_sequence: NOT_AGGREGATED,
         },
-        data: Data::unusable(&record.problem, record.data.map(Data::Base64), arena),
+        data: Data::unusable(
+            &record.problem,
+            record.data.map(Data::Base64),
+            record.arrival_millis,
+            arena,
+        ),
     }
 }
 
+/// Gives the unusable unit of record `index` the record's JSON text, cut to
+/// [`RAW_RECORD_LIMIT`] bytes.
+pub(crate) fn attach_raw_record<'b>(
+    units: &mut [Unit<'b>],
+    index: usize,
+    text: &'b str,
+    arena: &'b Bump,
+) {
+    let Ok(at) = units.binary_search_by_key(&index, |unit| unit.record) else { return };
+    let Data::Unusable(unusable) = units[at].data else { return };
+    let mut end = text.len().min(RAW_RECORD_LIMIT);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let raw_record = Some(&text[..end]);
+    units[at].data = Data::Unusable(arena.alloc(Unusable { raw_record, ..*unusable }));
+}
+
 impl<'b> Unit<'b> {
-    /// The sequence number that names it in a response; `None` when it has no valid one
-    /// (its `meta` then holds an empty one: only valid sequence numbers are kept).
+    /// The sequence number that names it in a response; `None` when it has no valid one.
     pub fn checkpoint(&self) -> Option<&'b str> {
-        Some(self.meta.sequence_number).filter(|number| !number.is_empty())
+        self.meta.sequence_number
+    }
+
+    /// When Kinesis accepted it, in milliseconds since 1970, when known.
+    pub fn arrival_millis(&self) -> Option<u64> {
+        match self.data {
+            Data::Unusable(unusable) => unusable.arrival_millis,
+            _ => Some(self.meta.arrival_millis),
+        }
+    }
+
+    /// Its JSON text as received, when it was not a JSON object.
+    pub fn raw_record(&self) -> Option<&'b str> {
+        match self.data {
+            Data::Unusable(unusable) => unusable.raw_record,
+            _ => None,
+        }
     }
 
     /// Why it cannot be processed, when it cannot.
@@ -293,7 +349,7 @@ mod tests {
             explicit_hash_key: None,
             data: "aGk=",
             arrival_millis: 0,
-            shard_id,
+            shard_id: Some(shard_id),
             event_source_arn,
             may_be_aggregate: false,
         })
@@ -318,10 +374,10 @@ mod tests {
         assert_eq!(
             names,
             [
-                ("shardId-1", "s"),
-                ("shardId-1", "s"),
-                ("shardId-1", "other"),
-                ("shardId-2", "other")
+                (Some("shardId-1"), "s"),
+                (Some("shardId-1"), "s"),
+                (Some("shardId-1"), "other"),
+                (Some("shardId-2"), "other")
             ]
         );
     }

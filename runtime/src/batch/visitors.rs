@@ -83,6 +83,7 @@ enum KinesisKey {
     Data,
     ApproximateArrivalTimestamp,
     EncryptionType,
+    EventId,
     Other,
 }
 
@@ -95,6 +96,7 @@ impl KeySet for KinesisKey {
             "data" => KinesisKey::Data,
             "approximateArrivalTimestamp" => KinesisKey::ApproximateArrivalTimestamp,
             "encryptionType" => KinesisKey::EncryptionType,
+            "eventID" => KinesisKey::EventId,
             _ => KinesisKey::Other,
         }
     }
@@ -316,6 +318,7 @@ impl<'de: 'b, 'b> DeserializeSeed<'de> for KinesisInto<'_, 'b> {
                             &mut fields.approximate_arrival_timestamp
                         }
                         KinesisKey::EncryptionType => &mut fields.encryption_type,
+                        KinesisKey::EventId => &mut fields.event_id,
                         KinesisKey::Other => {
                             map.next_value::<IgnoredAny>()?;
                             continue;

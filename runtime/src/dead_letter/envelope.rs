@@ -120,6 +120,11 @@ pub struct DeadLetter {
     /// The record's data, base64 (standard alphabet, padded). For a plain record it is the
     /// event's `data` field as received, even when that is not valid base64.
     pub data: Option<String>,
+    /// The record's JSON text as received, when it was not a JSON object at all (a
+    /// string, `null`, an array) and so has no `data`: its first 32 KiB at most, so that
+    /// an operator sees what arrived. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_record: Option<String>,
     /// Where the whole envelope is stored when it was too large for the sink itself (an
     /// `s3://bucket/key` URI); then `data` is `null` here. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -378,8 +378,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
     fn envelope(&self, unit: u32, reason: DeadLetterReason, error: &str) -> DeadLetter {
         let u = &self.units[unit as usize];
         let meta = &u.meta;
-        let present = |text: &str| (!text.is_empty()).then(|| text.to_owned());
-        let arrival = (meta.arrival_millis != 0).then(|| meta.arrival_millis as f64 / 1000.0);
+        let arrival = u.arrival_millis().map(|millis| millis as f64 / 1000.0);
         DeadLetter {
             version: ENVELOPE_VERSION,
             reason,
@@ -387,19 +386,16 @@ impl<'u, 'c> Ledger<'u, 'c> {
             attempts: self.attempts[unit as usize],
             function_name: self.cx.function_name.to_owned(),
             request_id: self.cx.request_id.to_owned(),
-            event_source_arn: present(meta.event_source_arn()),
-            shard_id: present(meta.shard_id()),
+            event_source_arn: meta.source.event_source_arn.map(str::to_owned),
+            shard_id: meta.shard_id().map(str::to_owned),
             sequence_number: u.checkpoint().map(str::to_owned),
             sub_sequence_number: meta.sub_sequence_number(),
-            partition_key: if u.problem().is_some() {
-                present(meta.partition_key)
-            } else {
-                Some(meta.partition_key.to_owned())
-            },
+            partition_key: meta.partition_key.map(str::to_owned),
             explicit_hash_key: meta.explicit_hash_key.map(str::to_owned),
             approximate_arrival_timestamp: arrival,
             aggregated: meta.is_aggregated(),
             data: u.data.to_base64(),
+            raw_record: u.raw_record().map(str::to_owned),
             data_location: None,
         }
     }
@@ -460,8 +456,8 @@ mod tests {
         Unit {
             record: 0,
             meta: RecordMeta {
-                sequence_number,
-                partition_key: sequence_number,
+                sequence_number: Some(sequence_number).filter(|number| !number.is_empty()),
+                partition_key: Some(sequence_number),
                 explicit_hash_key: None,
                 source: &Source::UNKNOWN,
                 arrival_millis: 0,

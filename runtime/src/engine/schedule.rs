@@ -32,7 +32,8 @@ impl Scheduler {
             return Scheduler::Sequential { next: 0, len, outstanding: false };
         }
         let mut next_of_key = vec![NONE; units.len()];
-        let mut last_of_key: HashMap<&str, u32> = HashMap::with_capacity(units.len().min(1024));
+        let mut last_of_key: HashMap<Option<&str>, u32> =
+            HashMap::with_capacity(units.len().min(1024));
         let mut ready = BinaryHeap::new();
         for (index, unit) in units.iter().enumerate() {
             let index = index as u32;
@@ -84,8 +85,8 @@ mod tests {
             .map(|key| Unit {
                 record: 0,
                 meta: RecordMeta {
-                    sequence_number: "1",
-                    partition_key: key,
+                    sequence_number: Some("1"),
+                    partition_key: Some(key),
                     explicit_hash_key: None,
                     source: &Source::UNKNOWN,
                     arrival_millis: 0,

@@ -48,9 +48,9 @@ pub struct BatchReport {
 
 #[derive(Clone, Debug)]
 struct Row {
-    shard_id: Span,
-    sequence_number: Span,
-    partition_key: Span,
+    shard_id: Option<Span>,
+    sequence_number: Option<Span>,
+    partition_key: Option<Span>,
     sub_sequence_number: Option<u64>,
     outcome: Outcome,
     attempts: u32,
@@ -58,7 +58,7 @@ struct Row {
     redelivered: bool,
 }
 
-/// A string inside [`BatchReport::text`]; empty when the record lacked the field.
+/// A string inside [`BatchReport::text`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Span {
     start: u32,
@@ -84,8 +84,8 @@ impl<'r> RecordOutcome<'r> {
         span.of(&self.report.text)
     }
 
-    fn optional(&self, span: Span) -> Option<&'r str> {
-        Some(self.text(span)).filter(|text| !text.is_empty())
+    fn optional(&self, span: Option<Span>) -> Option<&'r str> {
+        span.map(|span| self.text(span))
     }
 
     /// The record's sequence number (the parent's, for a user record of an aggregate);
@@ -223,7 +223,7 @@ impl<'u> Rows<'u> {
         Row {
             shard_id: self.shard_id.push(&mut self.text, unit.meta.shard_id()),
             sequence_number: self.sequence_number.push(&mut self.text, unit.meta.sequence_number),
-            partition_key: push(&mut self.text, unit.meta.partition_key),
+            partition_key: unit.meta.partition_key.map(|key| push(&mut self.text, key)),
             sub_sequence_number: unit.meta.sub_sequence_number(),
             outcome,
             attempts,
@@ -247,14 +247,15 @@ struct Repeated<'u> {
 }
 
 impl<'u> Repeated<'u> {
-    fn push(&mut self, text: &mut String, value: &'u str) -> Span {
-        match self.last {
+    fn push(&mut self, text: &mut String, value: Option<&'u str>) -> Option<Span> {
+        let value = value?;
+        Some(match self.last {
             Some((last, span)) if std::ptr::eq(last, value) => span,
             _ => {
                 let span = push(text, value);
                 self.last = Some((value, span));
                 span
             }
-        }
+        })
     }
 }

@@ -83,7 +83,7 @@ impl BatchSummary {
             summary.redelivered =
                 settled.units.iter().filter(|unit| settled.redelivered(unit)).count();
         }
-        let named = settled.units.iter().find(|unit| !unit.meta.event_source_arn().is_empty());
+        let named = settled.units.iter().find(|unit| unit.meta.source.event_source_arn.is_some());
         summary.stream_name = named.map(|unit| unit.meta.stream_name().to_owned());
         summary.shard_id = first_shard_id(settled.units).map(str::to_owned);
         summary.iterator_age = settled.oldest_arrival.map(|millis| {
@@ -111,5 +111,5 @@ impl BatchSummary {
 
 /// The shard of the first unit that named one.
 fn first_shard_id<'u>(units: &[Unit<'u>]) -> Option<&'u str> {
-    units.iter().map(|unit| unit.meta.shard_id()).find(|shard_id| !shard_id.is_empty())
+    units.iter().find_map(|unit| unit.meta.shard_id())
 }

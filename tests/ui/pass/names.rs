@@ -6,7 +6,7 @@ use kinesis_processor::{kinesis_processor, BatchReport, Error, Processor, Record
 
 #[kinesis_processor(format = text, retries = 1)]
 async fn probe(line: String, meta: &RecordMeta) -> Result<(), RecordError> {
-    let _: (&str, Option<u64>, &str, Option<&str>, &str, &str, std::time::SystemTime) = (
+    let _: (&str, Option<u64>, &str, Option<&str>, Option<&str>, &str, std::time::SystemTime) = (
         meta.sequence_number(),
         meta.sub_sequence_number(),
         meta.partition_key(),
