@@ -46,7 +46,7 @@ fn main() {
             let report =
                 runtime.block_on(processor.respond(payload, "benchmark", REMAINING)).unwrap();
             assert!(report.response().batch_item_failures.is_empty(), "every record succeeds");
-            assert_eq!(report.summary().user_records, shape.records());
+            assert_eq!(report.summary().units, shape.records());
             serde_json::to_vec(report.response()).unwrap().len()
         };
         let (mut buffer, mut usual_buffer, mut streaming_buffer) =

@@ -184,7 +184,7 @@ impl fmt::Display for RecordError {
 
 /// What can stop an invocation, or the processor, as a whole.
 ///
-/// Per-record problems never surface here: they are the records' outcomes in the
+/// Per-record failures never surface here: they are the records' outcomes in the
 /// [`BatchReport`](crate::BatchReport), and its counts in a
 /// [`BatchOutcome`](crate::BatchOutcome). An `Error` from an invocation makes Lambda retry the
 /// whole batch, which is the safe answer when the batch cannot be acknowledged record by

@@ -57,8 +57,34 @@
 //! - **Errors.** Retryable errors (any `std::error::Error` through `?`, a panic) are
 //!   retried in-process, then reported. [`RecordError::reject`] and undecodable records
 //!   go to the dead-letter sink and the batch moves on; with no sink they are reported.
-//! - **Lenient envelope.** One malformed record fails alone; a payload that is not a
-//!   Kinesis batch is an invocation error with a clear message.
+//! - **Lenient envelope.** One undecodable record fails alone; a payload that is not a
+//!   Kinesis batch is an invocation error with a clear message. What real tools write is
+//!   read: a UTF-8 byte-order mark, a record without `eventID` (its shard is unknown) or
+//!   with it inside `kinesis`, a record without `kinesis` (named by its `eventID`'s
+//!   sequence number); a record that is not a JSON object is dead-lettered with its text.
+//!
+//! # The pipeline, and its words
+//!
+//! A payload flows one way: **batch** (read the payload into units) → **engine** (run the
+//! units, decide the checkpoint) → **report** (the rows, the Lambda response, the counts)
+//! → metrics and dead letters. Each word below names one idea, in types, docs and logs.
+//!
+//! | word | meaning | where it lives |
+//! |---|---|---|
+//! | payload | the bytes of one invocation, as Lambda sends them | `batch` |
+//! | record | one element of the event's `Records`: a Kinesis record | `batch::record` |
+//! | user record | one record inside a KPL aggregate | [`aggregation`] |
+//! | unit | what the function is called with: a plain record, or one user record of an aggregate | `batch::units` |
+//! | undecodable | a unit that cannot be processed as received (envelope, base64, aggregate or payload format); dead-lettered with reason `decode_error`, its text the *decode error* | `batch::record`, `engine::attempt` |
+//! | attempt | one call of the function for a unit; retries are further attempts | `engine::attempt` |
+//! | deadline | when Lambda ends the invocation | `engine::deadline` |
+//! | stop | the batch starts no more units: after a reported failure, or at the deadline less `deadline_margin` | `engine::ledger`, `engine::deadline` |
+//! | timed out | the outcome of a unit still running at that stop | [`Outcome::TimedOut`] |
+//! | settled | the batch at its end: every unit's [`Outcome`] and the checkpoint | `engine::outcome` |
+//! | checkpoint | the sequence number the response names: the first unit not done; Lambda resumes there | `engine::ledger` |
+//! | redelivered | at or after the checkpoint: Lambda delivers it again | `engine::ledger` |
+//! | dead letter | the envelope of a unit sent to a sink instead of being reported | [`dead_letter`] |
+//! | report | [`BatchReport`] (a row per unit), [`BatchOutcome`] (response and counts), [`BatchSummary`] (the counts) | `report` |
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 

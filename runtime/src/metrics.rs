@@ -68,7 +68,7 @@ fn metrics(summary: &BatchSummary) -> Vec<Metric> {
     };
     let mut metrics = vec![
         count("RecordsReceived", summary.records),
-        count("UserRecords", summary.user_records),
+        count("Units", summary.units),
         count("RecordsSucceeded", summary.succeeded),
         count("RetriedAttempts", summary.retried_attempts as usize),
         count("ReportedFailures", summary.failed),
@@ -145,11 +145,11 @@ pub(crate) fn summary_line(summary: &BatchSummary) -> String {
     };
     let age = summary.iterator_age.map_or("n/a".to_owned(), humanize);
     format!(
-        "metrics: records {}, user records {}, succeeded {}, dead-lettered {dead_lettered}, \
+        "metrics: records {}, units {}, succeeded {}, dead-lettered {dead_lettered}, \
          failed {}, timed out {}, not started {}, redelivered {}, retried attempts {}, \
          decode errors {}, expired {}, iterator age {age}, duration {} ms",
         summary.records,
-        summary.user_records,
+        summary.units,
         summary.succeeded,
         summary.failed,
         summary.timed_out,
@@ -183,7 +183,7 @@ mod tests {
     fn summary() -> BatchSummary {
         BatchSummary {
             records: 5,
-            user_records: 9,
+            units: 9,
             succeeded: 6,
             retried_attempts: 3,
             failed: 1,
@@ -258,7 +258,7 @@ mod tests {
         assert_eq!(document["StreamName"], "clicks");
         for (name, value) in [
             ("RecordsReceived", 5.0),
-            ("UserRecords", 9.0),
+            ("Units", 9.0),
             ("RecordsSucceeded", 6.0),
             ("RetriedAttempts", 3.0),
             ("ReportedFailures", 1.0),
@@ -303,7 +303,7 @@ mod tests {
     #[test]
     fn the_summary_line_reads_as_words() {
         let line = summary_line(&summary());
-        assert!(line.starts_with("metrics: records 5, user records 9, succeeded 6,"), "{line}");
+        assert!(line.starts_with("metrics: records 5, units 9, succeeded 6,"), "{line}");
         assert!(line.contains("dead-lettered 1 (decode_error 1)"), "{line}");
         assert!(line.contains("iterator age 1s"), "{line}");
         assert_eq!(humanize(Duration::from_secs(3 * 3600 + 62)), "3h 1m 2s");

@@ -21,7 +21,7 @@ pub const DEFAULT_RETRIES: u32 = 2;
 /// The default `deadline_margin`.
 ///
 /// When less than this is left of the invocation, no new record starts and running ones
-/// are cut where they wait. (A call that never waits, CPU work, runs to its end once
+/// time out where they wait. (A call that never waits, CPU work, runs to its end once
 /// polled: nothing starts after it.) One second leaves room for what must still happen
 /// before the deadline: the final dead-letter sends (an SQS `SendMessageBatch` answers in tens of milliseconds; the
 /// SDK's retries of a throttled call take a few hundred) and the response itself. With

@@ -85,7 +85,7 @@ async fn every_vector_deaggregates_exactly_as_the_official_library_does() {
                 );
             }
         }
-        assert_eq!(report.summary().user_records, expected.len(), "{name}");
+        assert_eq!(report.summary().units, expected.len(), "{name}");
         user_records += expected.len();
     }
     assert!(user_records > 2_500, "the vectors hold thousands of user records: {user_records}");

@@ -71,7 +71,7 @@ async fn aggregates_made_by_the_python_library_deaggregate_identically_here() {
     for (index, (got, put)) in seen.iter().zip(records).enumerate() {
         assert_eq!(got, put, "user record {index}");
     }
-    assert!(report.summary().records < report.summary().user_records, "aggregated");
+    assert!(report.summary().records < report.summary().units, "aggregated");
 }
 
 /// Random user records: a few dozen keys, 30% with explicit hash keys, 5% empty, and four

@@ -146,7 +146,7 @@ fn log_filter_deaggregates_its_sample_and_acknowledges_it() {
     assert_eq!(response, json!({"batchItemFailures": []}), "{}", watch.log());
     let emf = emf_line(&watch);
     assert_eq!(emf["RecordsReceived"], 3.0);
-    assert_eq!(emf["UserRecords"], 9.0, "two aggregates of four lines and a plain record");
+    assert_eq!(emf["Units"], 9.0, "two aggregates of four lines and a plain record");
     assert_eq!(emf["RecordsSucceeded"], 8.0);
     assert_eq!(emf["DeadLettered.rejected"], 1.0, "the line without a severity");
     let log = watch.log();

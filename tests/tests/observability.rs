@@ -84,7 +84,7 @@ async fn every_metric_matches_the_outcomes_of_the_batch() {
     let redelivered = report.records().filter(|r| r.redelivered()).count() as f64;
 
     assert_eq!(emf["RecordsReceived"], 7.0);
-    assert_eq!(emf["UserRecords"], 7.0);
+    assert_eq!(emf["Units"], 7.0);
     assert_eq!(emf["RecordsSucceeded"], count(&|o| *o == Outcome::Succeeded));
     assert_eq!(emf["RetriedAttempts"], f64::from(retried));
     assert_eq!(emf["ReportedFailures"], count(&|o| *o == Outcome::Failed));
@@ -192,7 +192,7 @@ async fn outcomes_are_logged_at_their_level_with_the_error_chain() {
         "stream=\"test-stream\"",
         "shard_id=\"shardId-000000000006\"",
         "batch_size=7",
-        "user_records=7",
+        "units=7",
         "first_sequence_number=",
         "last_sequence_number=",
     ] {

@@ -29,8 +29,8 @@
 //! What is an aggregate: the magic, a body longer than the digest, and a matching MD5.
 //! Anything else (a mismatched digest, too short a body, a body that is not protobuf) is a
 //! plain record, as the KCL and the official libraries decide. An aggregate whose digest
-//! matches but whose contents are broken (a truncated message, a key index outside its
-//! table, a missing required field, no user records at all) is [`BrokenAggregate`]: the
+//! matches but whose contents cannot be decoded (a truncated message, a key index outside its
+//! table, a missing required field, no user records at all) is [`UndecodableAggregate`]: the
 //! engine dead-letters it whole rather than process part of it. (The official Python
 //! library stops at such an error and drops the remaining user records.)
 //!
@@ -79,20 +79,20 @@ pub enum Deaggregated<'a> {
 
 /// An aggregate whose digest matches but whose contents cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokenAggregate {
+pub struct UndecodableAggregate {
     reason: String,
 }
 
-impl fmt::Display for BrokenAggregate {
+impl fmt::Display for UndecodableAggregate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "a KPL aggregate with a valid checksum is broken: {}", self.reason)
+        write!(f, "a KPL aggregate with a valid checksum cannot be decoded: {}", self.reason)
     }
 }
 
-impl std::error::Error for BrokenAggregate {}
+impl std::error::Error for UndecodableAggregate {}
 
-fn broken(reason: impl Into<String>) -> BrokenAggregate {
-    BrokenAggregate { reason: reason.into() }
+fn undecodable_aggregate(reason: impl Into<String>) -> UndecodableAggregate {
+    UndecodableAggregate { reason: reason.into() }
 }
 
 /// Whether `data` opens with the aggregate magic (a cheap test before [`deaggregate`]).
@@ -106,12 +106,12 @@ pub fn has_magic(data: &[u8]) -> bool {
 /// use kinesis_processor::aggregation::{deaggregate, Deaggregated};
 /// assert_eq!(deaggregate(b"just a record"), Ok(Deaggregated::Plain));
 /// ```
-pub fn deaggregate(data: &[u8]) -> Result<Deaggregated<'_>, BrokenAggregate> {
+pub fn deaggregate(data: &[u8]) -> Result<Deaggregated<'_>, UndecodableAggregate> {
     let Some(body) = checked_body(data) else { return Ok(Deaggregated::Plain) };
     match read_aggregate(body) {
         Ok(records) => Ok(Deaggregated::Aggregate(records)),
         Err(Unreadable::NotProtobuf) => Ok(Deaggregated::Plain),
-        Err(Unreadable::Broken(error)) => Err(error),
+        Err(Unreadable::Undecodable(error)) => Err(error),
     }
 }
 
@@ -127,14 +127,16 @@ fn checked_body(data: &[u8]) -> Option<&[u8]> {
 
 enum Unreadable {
     NotProtobuf,
-    Broken(BrokenAggregate),
+    Undecodable(UndecodableAggregate),
 }
 
 impl From<WireError> for Unreadable {
     fn from(error: WireError) -> Self {
         match error {
             WireError::Malformed => Unreadable::NotProtobuf,
-            WireError::Truncated => Unreadable::Broken(broken("the protobuf message is truncated")),
+            WireError::Truncated => {
+                Unreadable::Undecodable(undecodable_aggregate("the protobuf message is truncated"))
+            }
         }
     }
 }
@@ -157,7 +159,7 @@ fn read_aggregate(body: &[u8]) -> Result<Vec<UserRecord<'_>>, Unreadable> {
         }
     }
     if records.is_empty() {
-        return Err(Unreadable::Broken(broken("it holds no user records")));
+        return Err(Unreadable::Undecodable(undecodable_aggregate("it holds no user records")));
     }
     records
         .into_iter()
@@ -186,8 +188,11 @@ fn read_record<'a>(
             _ => {}
         }
     }
-    let missing =
-        |field: &str| Unreadable::Broken(broken(format!("user record {index} has no {field}")));
+    let missing = |field: &str| {
+        Unreadable::Undecodable(undecodable_aggregate(format!(
+            "user record {index} has no {field}"
+        )))
+    };
     let partition_key_index = partition_key_index.ok_or_else(|| missing("partition key index"))?;
     let data = data.ok_or_else(|| missing("data"))?;
     let partition_key = lookup(partition_keys, partition_key_index, index, "partition key")?;
@@ -205,7 +210,7 @@ fn lookup<'a>(
     what: &str,
 ) -> Result<&'a str, Unreadable> {
     usize::try_from(key).ok().and_then(|key| table.get(key)).copied().ok_or_else(|| {
-        Unreadable::Broken(broken(format!(
+        Unreadable::Undecodable(undecodable_aggregate(format!(
             "user record {record} points at {what} {key}, outside its table of {}",
             table.len()
         )))
@@ -213,8 +218,9 @@ fn lookup<'a>(
 }
 
 fn utf8<'a>(bytes: &'a [u8], what: &str) -> Result<&'a str, Unreadable> {
-    std::str::from_utf8(bytes)
-        .map_err(|_| Unreadable::Broken(broken(format!("a {what} is not UTF-8"))))
+    std::str::from_utf8(bytes).map_err(|_| {
+        Unreadable::Undecodable(undecodable_aggregate(format!("a {what} is not UTF-8")))
+    })
 }
 
 #[cfg(feature = "testing")]

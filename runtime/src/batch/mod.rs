@@ -1,7 +1,7 @@
 //! The batch: an invocation payload read into units, leniently.
 //!
 //! The payload is parsed once, borrowing every string from it ([`visitors`]); each record
-//! is judged as soon as it is parsed ([`record`]) and becomes a unit ([`units`]), KPL
+//! is checked as soon as it is parsed ([`record`]) and becomes a unit ([`units`]), KPL
 //! aggregates expanded into their user records. A field of the wrong type or a missing
 //! field is a fact about that one record, which then fails alone; only a payload that is
 //! not a Kinesis batch at all is an invocation error.
@@ -20,7 +20,7 @@ use bumpalo::Bump;
 use serde::de::DeserializeSeed;
 
 use crate::error::Error;
-use record::{EventRecord, Judged, KINESIS};
+use record::{Checked, EventRecord, KINESIS};
 pub(crate) use units::Unit;
 use visitors::{Document, DocumentSeed, Records};
 
@@ -36,7 +36,7 @@ pub(crate) struct Batch<'b> {
 }
 
 /// Reads a payload into a batch, keeping what its units borrow besides the payload
-/// (unescaped strings, decoded data, problems) in `arena`.
+/// (unescaped strings, decoded data, decode errors) in `arena`.
 pub(crate) fn read<'b>(payload: &'b [u8], arena: &'b Bump) -> Result<Batch<'b>, Error> {
     let payload = without_byte_order_mark(payload);
     let mut builder = units::Builder::for_payload(payload, arena);
@@ -65,10 +65,10 @@ pub(crate) struct Parsed {
     pub not_objects: Vec<usize>,
 }
 
-/// Where judged records go: called with each record's index in `Records`, in order.
-pub(crate) type Sink<'s, 'b> = dyn FnMut(usize, Judged<'b>) + 's;
+/// Where checked records go: called with each record's index in `Records`, in order.
+pub(crate) type Sink<'s, 'b> = dyn FnMut(usize, Checked<'b>) + 's;
 
-/// Parses an invocation payload, handing each record to `sink` as soon as it is judged.
+/// Parses an invocation payload, handing each record to `sink` as soon as it is checked.
 /// Fails only when the payload is not a Kinesis batch; the records already handed over
 /// then mean nothing. Strings that JSON escapes made differ from the payload are copied
 /// into `arena`.
@@ -181,15 +181,15 @@ impl<'b> Collector<'_, '_, 'b> {
         if record.not_an_object.is_some() {
             self.not_objects.push(index);
         }
-        let mut judged = record.judge();
-        if let Judged::Valid(checked) = &mut judged {
-            if let Some(shard_id) = &mut checked.shard_id {
+        let mut checked = record.check();
+        if let Checked::Valid(valid) = &mut checked {
+            if let Some(shard_id) = &mut valid.shard_id {
                 self.share_shard_id(shard_id);
             }
-            let arrival = checked.arrival_millis;
+            let arrival = valid.arrival_millis;
             self.oldest_arrival = Some(self.oldest_arrival.map_or(arrival, |old| old.min(arrival)));
         }
-        (self.sink)(index, judged);
+        (self.sink)(index, checked);
     }
 
     /// Points a record's shard id at the previous record's when they are equal, as they

@@ -1,22 +1,22 @@
-//! Record checks: one element of `Records` as it was parsed, judged valid (every field
-//! processing needs) or malformed (why, and each field that is usable).
+//! Record checks: one element of `Records` as it was parsed, found valid (every field
+//! processing needs) or undecodable (why, and each field that is usable).
 
 use super::scan::first_colon;
 use crate::sequence;
 
-/// One element of `Records`, judged as soon as it was parsed. Its strings borrow from the
+/// One element of `Records`, checked as soon as it was parsed. Its strings borrow from the
 /// payload, or, when JSON escapes made them differ from it, from the parse's arena.
 #[derive(Debug)]
-pub(crate) enum Judged<'b> {
+pub(crate) enum Checked<'b> {
     /// Every field processing needs is there.
-    Valid(CheckedRecord<'b>),
+    Valid(ValidRecord<'b>),
     /// The record cannot be processed: why, and whatever its envelope holds.
-    Broken(BrokenRecord<'b>),
+    Undecodable(UndecodableRecord<'b>),
 }
 
 /// A record whose envelope holds everything processing needs.
 #[derive(Debug)]
-pub(crate) struct CheckedRecord<'b> {
+pub(crate) struct ValidRecord<'b> {
     pub sequence_number: &'b str,
     pub partition_key: &'b str,
     pub explicit_hash_key: Option<&'b str>,
@@ -33,8 +33,8 @@ pub(crate) struct CheckedRecord<'b> {
 
 /// A record that cannot be processed: what is wrong, and each field that is usable.
 #[derive(Debug)]
-pub(crate) struct BrokenRecord<'b> {
-    pub problem: String,
+pub(crate) struct UndecodableRecord<'b> {
+    pub decode_error: String,
     /// The sequence number, when it is a valid one.
     pub sequence_number: Option<&'b str>,
     pub partition_key: Option<&'b str>,
@@ -174,16 +174,16 @@ impl<'p> EventRecord<'p> {
 
     /// Judges the record: every field processing needs, or the first reason it cannot be
     /// processed with whatever fields are usable.
-    pub(super) fn judge(&self) -> Judged<'p> {
-        match self.check() {
-            Ok(checked) => Judged::Valid(checked),
-            Err(problem) => Judged::Broken(self.broken(problem)),
+    pub(super) fn check(&self) -> Checked<'p> {
+        match self.validate() {
+            Ok(checked) => Checked::Valid(checked),
+            Err(decode_error) => Checked::Undecodable(self.undecodable(decode_error)),
         }
     }
 
     /// Every field that processing needs, or the first reason the record cannot be
     /// processed.
-    fn check(&self) -> Result<CheckedRecord<'p>, String> {
+    fn validate(&self) -> Result<ValidRecord<'p>, String> {
         if let Some(kind) = self.not_an_object {
             return Err(format!("the record is {kind}, expected an object"));
         }
@@ -221,7 +221,7 @@ impl<'p> EventRecord<'p> {
             })?),
             other => return Err(format!("`eventID` is {}, expected a string", other.describe())),
         };
-        Ok(CheckedRecord {
+        Ok(ValidRecord {
             sequence_number,
             partition_key,
             explicit_hash_key,
@@ -233,11 +233,11 @@ impl<'p> EventRecord<'p> {
         })
     }
 
-    /// A broken record: the problem, and each field that is usable as it is.
-    fn broken(&self, problem: String) -> BrokenRecord<'p> {
+    /// An undecodable record: why, and each field that is usable as it is.
+    fn undecodable(&self, decode_error: String) -> UndecodableRecord<'p> {
         let kinesis = &self.kinesis;
-        BrokenRecord {
-            problem,
+        UndecodableRecord {
+            decode_error,
             sequence_number: self.valid_sequence_number(),
             partition_key: kinesis.partition_key.as_str(),
             explicit_hash_key: kinesis.explicit_hash_key.as_str(),

@@ -1,4 +1,4 @@
-use super::record::{BrokenRecord, CheckedRecord};
+use super::record::{UndecodableRecord, ValidRecord};
 use super::scan::first_colon;
 use super::*;
 use proptest::prelude::{any, Just};
@@ -13,7 +13,7 @@ fn record(kinesis: &str) -> String {
 const GOOD: &str = r#"{"sequenceNumber":"1","partitionKey":"k","data":"aGk=","approximateArrivalTimestamp":1607497475.5}"#;
 
 /// Parses a payload, keeping every record the sink is handed, in order.
-fn parse_all<'b>(payload: &'b [u8], arena: &'b Bump) -> Result<(Parsed, Vec<Judged<'b>>), Error> {
+fn parse_all<'b>(payload: &'b [u8], arena: &'b Bump) -> Result<(Parsed, Vec<Checked<'b>>), Error> {
     let mut records = Vec::new();
     let parsed = parse(payload, arena, &mut |index, record| {
         assert_eq!(index, records.len(), "records are handed over in order");
@@ -23,17 +23,17 @@ fn parse_all<'b>(payload: &'b [u8], arena: &'b Bump) -> Result<(Parsed, Vec<Judg
     Ok((parsed, records))
 }
 
-fn valid<'r, 'b>(record: &'r Judged<'b>) -> &'r CheckedRecord<'b> {
+fn valid<'r, 'b>(record: &'r Checked<'b>) -> &'r ValidRecord<'b> {
     match record {
-        Judged::Valid(checked) => checked,
-        Judged::Broken(broken) => panic!("a broken record: {}", broken.problem),
+        Checked::Valid(checked) => checked,
+        Checked::Undecodable(record) => panic!("an undecodable record: {}", record.decode_error),
     }
 }
 
-fn broken<'r, 'b>(record: &'r Judged<'b>) -> &'r BrokenRecord<'b> {
+fn undecodable<'r, 'b>(record: &'r Checked<'b>) -> &'r UndecodableRecord<'b> {
     match record {
-        Judged::Broken(broken) => broken,
-        Judged::Valid(checked) => panic!("a valid record: {checked:?}"),
+        Checked::Undecodable(record) => record,
+        Checked::Valid(checked) => panic!("a valid record: {checked:?}"),
     }
 }
 
@@ -50,13 +50,13 @@ fn the_oldest_arrival_is_that_of_the_earliest_valid_record() {
         r#"{{"Records":[{},{},{},{}]}}"#,
         record("1607497475.5", r#""data":"aGk=","#),
         record("1607490000.25", r#""data":"aGk=","#),
-        // Older still, but without data: broken, so it is not counted.
+        // Older still, but without data: undecodable, so it is not counted.
         record("1500000000", ""),
         record("1607499999", r#""data":"aGk=","#),
     );
     let arena = Bump::new();
     let (parsed, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    assert_eq!(records.iter().filter(|r| matches!(r, Judged::Valid(_))).count(), 3);
+    assert_eq!(records.iter().filter(|r| matches!(r, Checked::Valid(_))).count(), 3);
     assert_eq!(parsed.oldest_arrival, Some(1_607_490_000_250));
 
     let none_valid = format!(r#"{{"Records":[{}]}}"#, record("1500000000", ""));
@@ -159,8 +159,8 @@ fn each_wrong_field_fails_its_record_with_a_message_naming_it() {
     for (kinesis, expected) in cases {
         let (payload, arena) = (record(kinesis), Bump::new());
         let (_, records) = parse_all(payload.as_bytes(), &arena).expect(kinesis);
-        let problem = &broken(&records[0]).problem;
-        assert!(problem.contains(expected), "{kinesis}: {problem}");
+        let decode_error = &undecodable(&records[0]).decode_error;
+        assert!(decode_error.contains(expected), "{kinesis}: {decode_error}");
     }
 }
 
@@ -174,8 +174,8 @@ fn an_event_id_that_names_no_shard_fails_its_record() {
         let payload = record(GOOD).replace(r#""eventID":"shardId-000000000006:1","#, event_id);
         let arena = Bump::new();
         let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-        let problem = &broken(&records[0]).problem;
-        assert!(problem.contains(expected), "{event_id}: {problem}");
+        let decode_error = &undecodable(&records[0]).decode_error;
+        assert!(decode_error.contains(expected), "{event_id}: {decode_error}");
     }
 }
 
@@ -203,16 +203,16 @@ fn a_record_without_kinesis_takes_its_sequence_number_from_its_event_id() {
     let payload = r#"{"Records":[{"eventID":"shardId-000000000006:49590338271490256608559692538361571095921575989136588898"}]}"#;
     let arena = Bump::new();
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    let broken = broken(&records[0]);
-    assert_eq!(broken.problem, "`kinesis` is missing");
+    let undecodable_record = undecodable(&records[0]);
+    assert_eq!(undecodable_record.decode_error, "`kinesis` is missing");
     assert_eq!(
-        broken.sequence_number,
+        undecodable_record.sequence_number,
         Some("49590338271490256608559692538361571095921575989136588898")
     );
     // With `kinesis` present, only its own sequence number counts.
     let payload = r#"{"Records":[{"kinesis":{},"eventID":"shardId-000000000006:42"}]}"#;
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    assert_eq!(super::tests::broken(&records[0]).sequence_number, None);
+    assert_eq!(super::tests::undecodable(&records[0]).sequence_number, None);
 }
 
 #[test]
@@ -220,8 +220,8 @@ fn a_broken_record_keeps_each_usable_field() {
     let kinesis = r#"{"sequenceNumber":"12","partitionKey":"\u006b","data":"aGk=","approximateArrivalTimestamp":1,"encryptionType":"ROT13"}"#;
     let (payload, arena) = (record(kinesis), Bump::new());
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    let kept = broken(&records[0]);
-    assert!(kept.problem.contains("encryptionType"), "{}", kept.problem);
+    let kept = undecodable(&records[0]);
+    assert!(kept.decode_error.contains("encryptionType"), "{}", kept.decode_error);
     assert_eq!(kept.sequence_number, Some("12"));
     assert_eq!(kept.partition_key, Some("k"));
     assert_eq!(kept.data, Some("aGk="));
@@ -231,7 +231,7 @@ fn a_broken_record_keeps_each_usable_field() {
     // A sequence number that is not one is not kept: it must not name a checkpoint.
     let (payload, arena) = (record(&kinesis.replace("\"12\"", "\"1x\"")), Bump::new());
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    assert_eq!(broken(&records[0]).sequence_number, None);
+    assert_eq!(undecodable(&records[0]).sequence_number, None);
 }
 
 #[test]
@@ -250,7 +250,7 @@ fn a_record_that_is_not_an_object_fails_alone() {
     let arena = Bump::new();
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
     assert_eq!(records.len(), 2);
-    assert!(broken(&records[0]).problem.contains("is a number"));
+    assert!(undecodable(&records[0]).decode_error.contains("is a number"));
     valid(&records[1]);
 }
 
@@ -262,9 +262,9 @@ fn a_record_after_one_that_is_not_an_object_starts_afresh() {
     let arena = Bump::new();
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
     valid(&records[0]);
-    assert_eq!(broken(&records[1]).problem, "the record is an array, expected an object");
-    let last = broken(&records[2]);
-    assert_eq!(last.problem, "`kinesis.sequenceNumber` is missing");
+    assert_eq!(undecodable(&records[1]).decode_error, "the record is an array, expected an object");
+    let last = undecodable(&records[2]);
+    assert_eq!(last.decode_error, "`kinesis.sequenceNumber` is missing");
     assert_eq!((last.partition_key, last.shard_id, last.event_source_arn), (None, None, None));
 }
 
@@ -337,8 +337,8 @@ fn a_repeated_kinesis_member_replaces_the_earlier_one_whole() {
     let kinesis = format!(r#"{GOOD},"kinesis":{{"partitionKey":"later"}}"#);
     let (payload, arena) = (record(&kinesis), Bump::new());
     let (_, records) = parse_all(payload.as_bytes(), &arena).unwrap();
-    let last = broken(&records[0]);
-    assert_eq!(last.problem, "`kinesis.sequenceNumber` is missing");
+    let last = undecodable(&records[0]);
+    assert_eq!(last.decode_error, "`kinesis.sequenceNumber` is missing");
     assert_eq!(last.partition_key, Some("later"));
 }
 

@@ -2,7 +2,7 @@
 //!
 //! A plain record is one unit. A KPL aggregate becomes one unit per user record (see
 //! [`crate::aggregation`]), each with its own partition key and its parent's sequence
-//! number. A record whose envelope is broken is still a unit, so that it is accounted for:
+//! number. A record whose envelope cannot be decoded is still a unit, so that it is accounted for:
 //! it carries the reason and is dead-lettered as undecodable.
 //!
 //! A record's data is base64-decoded as the parser hands the record over, while its text
@@ -15,7 +15,7 @@ use bumpalo::Bump;
 
 use super::base64 as base64_data;
 use super::decoded::DecodedData;
-use super::record::{BrokenRecord, CheckedRecord, Judged};
+use super::record::{Checked, UndecodableRecord, ValidRecord};
 use crate::aggregation::{self, Deaggregated, UserRecord};
 use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
 
@@ -37,15 +37,15 @@ pub(crate) enum Data<'b> {
     /// `padded` or not, is a record's `data` field exactly as received (only canonical text
     /// is decoded ahead), and a user record's in the usual padded form.
     Bytes { bytes: &'b [u8], padded: bool },
-    /// The unit cannot be processed (a broken envelope or aggregate). Kept in the batch's
+    /// The unit cannot be processed (an undecodable envelope or aggregate). Kept in the batch's
     /// arena, so that a unit owns nothing (the units are freed without visiting each) and
-    /// the rare broken unit costs a pointer, not a field in every unit.
-    Unusable(&'b Unusable<'b>),
+    /// the rare undecodable unit costs a pointer, not a field in every unit.
+    Undecodable(&'b UndecodableData<'b>),
 }
 
 /// Why a unit cannot be processed, and what it came with.
-pub(crate) struct Unusable<'b> {
-    pub problem: &'b str,
+pub(crate) struct UndecodableData<'b> {
+    pub decode_error: &'b str,
     /// `None` when the envelope has no usable `data`.
     pub data: Option<Data<'b>>,
     /// When Kinesis accepted it, in milliseconds since 1970, if the envelope says.
@@ -70,14 +70,19 @@ impl<'b> Data<'b> {
     }
 
     /// Data that cannot be processed, kept in `arena`.
-    fn unusable(
-        problem: &str,
+    fn undecodable(
+        decode_error: &str,
         data: Option<Data<'b>>,
         arrival_millis: Option<u64>,
         arena: &'b Bump,
     ) -> Self {
-        let problem = arena.alloc_str(problem);
-        Data::Unusable(arena.alloc(Unusable { problem, data, arrival_millis, raw_record: None }))
+        let decode_error = arena.alloc_str(decode_error);
+        Data::Undecodable(arena.alloc(UndecodableData {
+            decode_error,
+            data,
+            arrival_millis,
+            raw_record: None,
+        }))
     }
 
     /// The unit's bytes: decoded into `buffer` when base64, borrowed otherwise.
@@ -90,7 +95,7 @@ impl<'b> Data<'b> {
                 Ok(buffer)
             }
             Data::Bytes { bytes, .. } => Ok(bytes),
-            Data::Unusable(unusable) => Err(unusable.problem.to_owned()),
+            Data::Undecodable(undecodable) => Err(undecodable.decode_error.to_owned()),
         }
     }
 
@@ -99,7 +104,7 @@ impl<'b> Data<'b> {
         match self {
             Data::Base64(text) => Some(text.to_owned()),
             Data::Bytes { bytes, padded } => Some(base64_data::encode(bytes, padded)),
-            Data::Unusable(unusable) => unusable.data.and_then(Data::to_base64),
+            Data::Undecodable(undecodable) => undecodable.data.and_then(Data::to_base64),
         }
     }
 }
@@ -108,7 +113,7 @@ impl<'b> Data<'b> {
 /// ([`super::parse`]): one unit per record, aggregates expanded afterwards.
 pub(crate) struct Builder<'b> {
     units: Vec<Unit<'b>>,
-    /// Where the text of problems, each record source and aggregates decoded whole go.
+    /// Where the text of decode errors, each record source and aggregates decoded whole go.
     arena: &'b Bump,
     /// The source of the previous valid record, which the next one most likely shares.
     source: &'b Source<'b>,
@@ -131,33 +136,33 @@ impl<'b> Builder<'b> {
     }
 
     /// Adds the unit of the record at `index`.
-    pub fn push(&mut self, index: usize, record: Judged<'b>) {
+    pub fn push(&mut self, index: usize, record: Checked<'b>) {
         let unit = match record {
-            Judged::Valid(checked) => {
-                let source = self.source_of(&checked);
-                let unit = plain_unit(index, &checked, source, &mut self.decoded);
-                if checked.may_be_aggregate {
+            Checked::Valid(valid) => {
+                let source = self.source_of(&valid);
+                let unit = plain_unit(index, &valid, source, &mut self.decoded);
+                if valid.may_be_aggregate {
                     self.note_if_aggregate(&unit);
                 }
                 unit
             }
-            Judged::Broken(broken) => broken_unit(index, broken, self.arena),
+            Checked::Undecodable(record) => undecodable_unit(index, record, self.arena),
         };
         self.units.push(unit);
     }
 
     /// The record's shard and stream, as one shared value for all records of a shard.
-    fn source_of(&mut self, checked: &CheckedRecord<'b>) -> &'b Source<'b> {
+    fn source_of(&mut self, valid: &ValidRecord<'b>) -> &'b Source<'b> {
         // The parser hands every record of a shard the same shard id slice.
-        let same_shard = match (self.source.shard_id, checked.shard_id) {
+        let same_shard = match (self.source.shard_id, valid.shard_id) {
             (Some(ours), Some(theirs)) => std::ptr::eq(ours, theirs),
             (ours, theirs) => ours.is_none() && theirs.is_none(),
         };
-        let same = same_shard && self.source.event_source_arn == Some(checked.event_source_arn);
+        let same = same_shard && self.source.event_source_arn == Some(valid.event_source_arn);
         if !same {
             self.source = self.arena.alloc(Source {
-                shard_id: checked.shard_id,
-                event_source_arn: Some(checked.event_source_arn),
+                shard_id: valid.shard_id,
+                event_source_arn: Some(valid.event_source_arn),
             });
         }
         self.source
@@ -172,7 +177,7 @@ impl<'b> Builder<'b> {
                 Ok(bytes) => &*self.arena.alloc_slice_copy(&bytes),
                 Err(_) => return,
             },
-            Data::Unusable(_) => return,
+            Data::Undecodable(_) => return,
         };
         if aggregation::has_magic(bytes) {
             self.aggregates.push((self.units.len(), bytes));
@@ -212,10 +217,11 @@ fn expand<'b>(
                         .map(|(sub, user)| user_record_unit(&unit, sub as u32, user)),
                 );
             }
-            Err(broken) => {
+            Err(undecodable) => {
                 // Dead-lettered whole, with the record's data as it came.
                 let arrival = Some(unit.meta.arrival_millis);
-                unit.data = Data::unusable(&broken.to_string(), Some(unit.data), arrival, arena);
+                unit.data =
+                    Data::undecodable(&undecodable.to_string(), Some(unit.data), arrival, arena);
                 expanded.push(unit);
             }
         }
@@ -226,21 +232,21 @@ fn expand<'b>(
 /// A record processed as it is.
 fn plain_unit<'b>(
     index: usize,
-    checked: &CheckedRecord<'b>,
+    valid: &ValidRecord<'b>,
     source: &'b Source<'b>,
     decoded: &mut DecodedData<'b>,
 ) -> Unit<'b> {
     Unit {
         record: index,
         meta: RecordMeta {
-            sequence_number: Some(checked.sequence_number),
-            partition_key: Some(checked.partition_key),
-            explicit_hash_key: checked.explicit_hash_key,
+            sequence_number: Some(valid.sequence_number),
+            partition_key: Some(valid.partition_key),
+            explicit_hash_key: valid.explicit_hash_key,
             source,
-            arrival_millis: checked.arrival_millis,
+            arrival_millis: valid.arrival_millis,
             sub_sequence: NOT_AGGREGATED,
         },
-        data: Data::of_field(checked.data, decoded),
+        data: Data::of_field(valid.data, decoded),
     }
 }
 
@@ -259,7 +265,7 @@ fn user_record_unit<'b>(parent: &Unit<'b>, sub_sequence: u32, user: UserRecord<'
 }
 
 /// A unit for a record that cannot be processed: whatever its envelope says, and why.
-fn broken_unit<'b>(index: usize, record: BrokenRecord<'b>, arena: &'b Bump) -> Unit<'b> {
+fn undecodable_unit<'b>(index: usize, record: UndecodableRecord<'b>, arena: &'b Bump) -> Unit<'b> {
     let source = match (record.shard_id, record.event_source_arn) {
         (None, None) => &Source::UNKNOWN,
         (shard_id, event_source_arn) => &*arena.alloc(Source { shard_id, event_source_arn }),
@@ -271,12 +277,12 @@ fn broken_unit<'b>(index: usize, record: BrokenRecord<'b>, arena: &'b Bump) -> U
             partition_key: record.partition_key,
             explicit_hash_key: record.explicit_hash_key,
             source,
-            // Not read for an unusable unit: `Unit::arrival_millis` answers from `Unusable`.
+            // Not read for an undecodable unit: `Unit::arrival_millis` answers from `UndecodableData`.
             arrival_millis: 0,
             sub_sequence: NOT_AGGREGATED,
         },
-        data: Data::unusable(
-            &record.problem,
+        data: Data::undecodable(
+            &record.decode_error,
             record.data.map(Data::Base64),
             record.arrival_millis,
             arena,
@@ -284,7 +290,7 @@ fn broken_unit<'b>(index: usize, record: BrokenRecord<'b>, arena: &'b Bump) -> U
     }
 }
 
-/// Gives the unusable unit of record `index` the record's JSON text, cut to
+/// Gives the undecodable unit of record `index` the record's JSON text, cut to
 /// [`RAW_RECORD_LIMIT`] bytes.
 pub(crate) fn attach_raw_record<'b>(
     units: &mut [Unit<'b>],
@@ -293,13 +299,13 @@ pub(crate) fn attach_raw_record<'b>(
     arena: &'b Bump,
 ) {
     let Ok(at) = units.binary_search_by_key(&index, |unit| unit.record) else { return };
-    let Data::Unusable(unusable) = units[at].data else { return };
+    let Data::Undecodable(undecodable) = units[at].data else { return };
     let mut end = text.len().min(RAW_RECORD_LIMIT);
     while !text.is_char_boundary(end) {
         end -= 1;
     }
     let raw_record = Some(&text[..end]);
-    units[at].data = Data::Unusable(arena.alloc(Unusable { raw_record, ..*unusable }));
+    units[at].data = Data::Undecodable(arena.alloc(UndecodableData { raw_record, ..*undecodable }));
 }
 
 impl<'b> Unit<'b> {
@@ -311,7 +317,7 @@ impl<'b> Unit<'b> {
     /// When Kinesis accepted it, in milliseconds since 1970, when known.
     pub fn arrival_millis(&self) -> Option<u64> {
         match self.data {
-            Data::Unusable(unusable) => unusable.arrival_millis,
+            Data::Undecodable(undecodable) => undecodable.arrival_millis,
             _ => Some(self.meta.arrival_millis),
         }
     }
@@ -319,15 +325,15 @@ impl<'b> Unit<'b> {
     /// Its JSON text as received, when it was not a JSON object.
     pub fn raw_record(&self) -> Option<&'b str> {
         match self.data {
-            Data::Unusable(unusable) => unusable.raw_record,
+            Data::Undecodable(undecodable) => undecodable.raw_record,
             _ => None,
         }
     }
 
     /// Why it cannot be processed, when it cannot.
-    pub fn problem(&self) -> Option<&'b str> {
+    pub fn decode_error(&self) -> Option<&'b str> {
         match self.data {
-            Data::Unusable(unusable) => Some(unusable.problem),
+            Data::Undecodable(undecodable) => Some(undecodable.decode_error),
             _ => None,
         }
     }
@@ -342,8 +348,8 @@ impl<'b> Unit<'b> {
 mod tests {
     use super::*;
 
-    fn checked<'b>(shard_id: &'b str, event_source_arn: &'b str) -> Judged<'b> {
-        Judged::Valid(CheckedRecord {
+    fn checked<'b>(shard_id: &'b str, event_source_arn: &'b str) -> Checked<'b> {
+        Checked::Valid(ValidRecord {
             sequence_number: "1",
             partition_key: "k",
             explicit_hash_key: None,
@@ -386,7 +392,7 @@ mod tests {
     fn a_unit_stays_small() {
         // The driver reads every unit after the whole payload is parsed, from memory: its
         // size is bytes fetched per record. 104 bytes since the shard and stream are shared,
-        // and what only a broken unit or a report with rows needs is kept elsewhere.
+        // and what only an undecodable unit or a report with rows needs is kept elsewhere.
         assert_eq!(std::mem::size_of::<Data<'_>>(), 24);
         assert!(std::mem::size_of::<Unit<'_>>() <= 104, "{}", std::mem::size_of::<Unit<'_>>());
     }

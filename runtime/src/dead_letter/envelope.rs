@@ -13,7 +13,7 @@ pub const ENVELOPE_VERSION: u32 = 1;
 #[non_exhaustive]
 pub enum DeadLetterReason {
     /// The record could not be decoded: bad base64, bad JSON or schema, invalid UTF-8, a
-    /// broken envelope or a KPL aggregate whose contents are broken.
+    /// undecodable envelope or a KPL aggregate whose contents cannot be decoded.
     DecodeError,
     /// The processing function rejected it with [`RecordError::reject`](crate::RecordError::reject).
     Rejected,
@@ -80,7 +80,7 @@ impl std::fmt::Display for DeadLetterReason {
 /// }
 /// ```
 ///
-/// A field the record did not have (a broken envelope) is `null`. An envelope too large for
+/// A field the record did not have (an undecodable envelope) is `null`. An envelope too large for
 /// its sink (SQS takes 256 KiB) can be stored whole in S3 and sent as a pointer: `data` is
 /// then `null` and `dataLocation` says where the envelope is.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

@@ -19,7 +19,7 @@ pub(crate) struct RetryPolicy {
     pub retries: u32,
     pub backoff: Backoff,
     /// No retry waits past this instant.
-    pub cut_at: Instant,
+    pub stop_at: Instant,
 }
 
 /// How a unit's processing ended.
@@ -33,10 +33,10 @@ pub(crate) enum AttemptResult {
     /// The function rejected the record: permanent.
     Rejected(RecordError),
     /// Retryable failures until the retries ran out, or until the next retry would have
-    /// passed the deadline (`cut_short`).
+    /// passed the stop at the deadline (`stop_near`).
     Exhausted {
         error: RecordError,
-        cut_short: bool,
+        stop_near: bool,
     },
     /// The payload could not be decoded again for a retry.
     Undecodable(Undecodable),
@@ -89,12 +89,12 @@ async fn after_failure<'a, H: Handler>(
             return Attempted { attempts, result: AttemptResult::Rejected(error) };
         }
         if attempts > policy.retries {
-            let result = AttemptResult::Exhausted { error, cut_short: false };
+            let result = AttemptResult::Exhausted { error, stop_near: false };
             return Attempted { attempts, result };
         }
         let delay = policy.backoff.delay(attempts);
-        if Instant::now() + delay >= policy.cut_at {
-            let result = AttemptResult::Exhausted { error, cut_short: true };
+        if Instant::now() + delay >= policy.stop_at {
+            let result = AttemptResult::Exhausted { error, stop_near: true };
             return Attempted { attempts, result };
         }
         tracing::info!(
@@ -109,8 +109,8 @@ async fn after_failure<'a, H: Handler>(
         tokio::time::sleep(delay).await;
         let payload = match decode(handler, unit, &mut Vec::new()) {
             Ok(payload) => payload,
-            Err(problem) => {
-                return Attempted { attempts, result: AttemptResult::Undecodable(problem) }
+            Err(undecodable) => {
+                return Attempted { attempts, result: AttemptResult::Undecodable(undecodable) }
             }
         };
         attempts += 1;
@@ -126,7 +126,7 @@ async fn after_failure<'a, H: Handler>(
 /// Polls a call inside its span, with panics caught. The call is polled where it was
 /// built: wrapping it (`Instrumented` around a panic-catching future) moved it a few
 /// hundred bytes at a time through every layer, once per record. Unlike `Instrumented`,
-/// the span is not entered while a call cut at the deadline is dropped; what the call logs
+/// the span is not entered while a call timed out at the deadline is dropped; what the call logs
 /// while it runs is in the span as before.
 fn poll_in_span<F>(
     call: Pin<&mut F>,

@@ -1,48 +1,48 @@
-//! The deadline's cut, checked before every unit starts.
+//! The stop at the deadline (less its margin), checked before every unit starts.
 //!
-//! The cut timer fires only when the driver's task yields, and calls that never wait (CPU
+//! The stop timer fires only when the driver's task yields, and calls that never wait (CPU
 //! work) do not let it, so the driver also reads the clock before it starts each unit.
 //! The exact clock (`Instant::now()`) is fenced and costly per unit, so between units that
 //! never waited Linux's coarse monotonic clock answers instead: a plain load, but behind
-//! by a few milliseconds. It only says whether the cut is still more than [`NEAR`] away;
+//! by a few milliseconds. It only says whether the stop is still more than [`NEAR`] away;
 //! nearer, or after the driver waited, the exact clock decides. After a wait it must: tokio's clock, which tests may pause,
 //! moves only across waits, and the coarse clock is the machine's.
 
 use tokio::time::Instant;
 
-/// How close to the cut the exact clock takes over from the coarse one: several times the
+/// How close to the stop the exact clock takes over from the coarse one: several times the
 /// coarse clock's largest lag seen. Should the coarse clock ever lag more, a unit may
-/// start up to that excess past the cut, inside the deadline margin kept for what follows.
+/// start up to that excess past the stop, inside the deadline margin kept for what follows.
 #[cfg(target_os = "linux")]
 const NEAR: std::time::Duration = std::time::Duration::from_millis(50);
 
-/// The moment after which no unit starts.
-pub(crate) struct Cutoff {
-    cut_at: Instant,
-    /// The coarse clock's reading when the cutoff was made, just before the exact one.
+/// The moment after which no unit starts: the deadline less its margin.
+pub(crate) struct Stop {
+    at: Instant,
+    /// The coarse clock's reading when the stop was made, just before the exact one.
     #[cfg(target_os = "linux")]
     coarse_start: std::time::Duration,
-    /// How long after `coarse_start` the cut is still more than [`NEAR`] away.
+    /// How long after `coarse_start` the stop is still more than [`NEAR`] away.
     #[cfg(target_os = "linux")]
     far_for: std::time::Duration,
 }
 
-impl Cutoff {
-    /// A cutoff at `cut_at`, on tokio's clock.
-    pub(crate) fn new(cut_at: Instant) -> Self {
+impl Stop {
+    /// A stop at `at`, on tokio's clock.
+    pub(crate) fn new(at: Instant) -> Self {
         #[cfg(target_os = "linux")]
         {
             // Coarse first: a delay between the two reads then makes the check stricter,
             // never later.
             let coarse_start = coarse_now();
-            let left = cut_at.saturating_duration_since(Instant::now());
-            Cutoff { cut_at, coarse_start, far_for: left.saturating_sub(NEAR) }
+            let left = at.saturating_duration_since(Instant::now());
+            Stop { at, coarse_start, far_for: left.saturating_sub(NEAR) }
         }
         #[cfg(not(target_os = "linux"))]
-        Cutoff { cut_at }
+        Stop { at }
     }
 
-    /// Whether the cut has come. `waited`: whether the driver waited since it last asked.
+    /// Whether the stop has come. `waited`: whether the driver waited since it last asked.
     pub(crate) fn passed(&self, waited: bool) -> bool {
         // Real time elapsed, by the coarse clock: without a wait, tokio's clock moved
         // with it.
@@ -52,7 +52,7 @@ impl Cutoff {
         }
         #[cfg(not(target_os = "linux"))]
         let _ = waited;
-        Instant::now() >= self.cut_at
+        Instant::now() >= self.at
     }
 }
 
@@ -75,29 +75,29 @@ mod tests {
     fn a_cut_in_the_past_has_passed() {
         let now = Instant::now();
         for waited in [false, true] {
-            assert!(Cutoff::new(now).passed(waited));
+            assert!(Stop::new(now).passed(waited));
             if let Some(earlier) = now.checked_sub(Duration::from_secs(5)) {
-                assert!(Cutoff::new(earlier).passed(waited));
+                assert!(Stop::new(earlier).passed(waited));
             }
         }
     }
 
-    /// Whether a cutoff `wait` from now has passed when asked right away. `None` when the
-    /// machine took so long between the two that the cut had come anyway.
+    /// Whether a stop `wait` from now has passed when asked right away. `None` when the
+    /// machine took so long between the two that the stop had come anyway.
     fn passed_right_away(wait: Duration, waited: bool) -> Option<bool> {
         let created = Instant::now();
-        let passed = Cutoff::new(created + wait).passed(waited);
+        let passed = Stop::new(created + wait).passed(waited);
         (created.elapsed() < wait).then_some(passed)
     }
 
     #[test]
     fn a_cut_still_to_come_has_not_passed() {
-        // Near the cut from the start (the exact clock decides), and far from it (the
+        // Near the stop from the start (the exact clock decides), and far from it (the
         // coarse clock does, unless the driver waited).
         for wait in [Duration::from_millis(30), Duration::from_secs(1)] {
             for waited in [false, true] {
                 let passed = passed_right_away(wait, waited);
-                assert_ne!(passed, Some(true), "{wait:?} before the cut, waited: {waited}");
+                assert_ne!(passed, Some(true), "{wait:?} before the stop, waited: {waited}");
             }
         }
     }
@@ -105,17 +105,17 @@ mod tests {
     #[test]
     fn the_cut_has_passed_once_its_time_has_come() {
         for wait in [Duration::from_millis(30), Duration::from_millis(120)] {
-            let cutoff = Cutoff::new(Instant::now() + wait);
+            let stop = Stop::new(Instant::now() + wait);
             std::thread::sleep(wait);
-            assert!(cutoff.passed(false), "{wait:?} after the cut was due");
+            assert!(stop.passed(false), "{wait:?} after the stop was due");
         }
     }
 
     #[tokio::test(start_paused = true)]
     async fn after_a_wait_paused_time_decides() {
-        let cutoff = Cutoff::new(Instant::now() + Duration::from_secs(10));
+        let stop = Stop::new(Instant::now() + Duration::from_secs(10));
         tokio::time::sleep(Duration::from_secs(10)).await;
-        // No real time passed: only the exact clock, tokio's, knows the cut has come.
-        assert!(cutoff.passed(true));
+        // No real time passed: only the exact clock, tokio's, knows the stop has come.
+        assert!(stop.passed(true));
     }
 }

@@ -24,33 +24,34 @@ pub(super) async fn drive<'u, H: Handler>(
     cx: &Context<'_>,
 ) {
     let margin = cx.settings.deadline_margin;
-    let cut_at = cx.deadline.checked_sub(margin).unwrap_or_else(Instant::now);
-    // Dead letters may still be sent after the cut, until a quarter of the margin is left
+    let stop_at = cx.deadline.checked_sub(margin).unwrap_or_else(Instant::now);
+    // Dead letters may still be sent after the stop, until a quarter of the margin is left
     // for the response itself.
-    let give_up_at = cx.deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
-    let policy = RetryPolicy { retries: cx.settings.retries, backoff: cx.settings.backoff, cut_at };
+    let sends_end = cx.deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
+    let policy =
+        RetryPolicy { retries: cx.settings.retries, backoff: cx.settings.backoff, stop_at };
     let concurrency = cx.settings.concurrency.max(1);
     let batch_size = cx.sink.map_or(1, |sink| sink.batch_size());
 
     let mut scratch = Vec::new();
     let mut slots = Slots::new();
     let mut sends: Vec<(Vec<u32>, SendFuture<'_>)> = Vec::new();
-    let mut cut_timer = std::pin::pin!(sleep_until(cut_at));
-    let mut give_up_timer = std::pin::pin!(sleep_until(give_up_at));
-    let mut cut = false;
-    let cutoff = deadline::Cutoff::new(cut_at);
-    // Whether the last pass waited, which moves tokio's clock (see `cutoff`).
+    let mut stop_timer = std::pin::pin!(sleep_until(stop_at));
+    let mut sends_timer = std::pin::pin!(sleep_until(sends_end));
+    let mut stopped = false;
+    let stop = deadline::Stop::new(stop_at);
+    // Whether the last pass waited, which moves tokio's clock (see `deadline`).
     let mut waited = false;
 
     loop {
-        // The cut timer fires only when the task yields, and calls that never wait (CPU
+        // The stop timer fires only when the task yields, and calls that never wait (CPU
         // work) do not let it: the clock is read here too, after each event and before
         // units start. (Units already placed still get their first poll in the same pass.)
-        if !cut && cutoff.passed(std::mem::take(&mut waited)) {
-            cut = true;
-            cut_running(&mut slots, ledger);
+        if !stopped && stop.passed(std::mem::take(&mut waited)) {
+            stopped = true;
+            time_out_running(&mut slots, ledger);
         }
-        while !cut && slots.running() < concurrency {
+        while !stopped && slots.running() < concurrency {
             let Some(unit) = ledger.next_startable() else {
                 break;
             };
@@ -65,10 +66,10 @@ pub(super) async fn drive<'u, H: Handler>(
                         attempt(handler, state, &units[unit as usize], payload, &policy),
                     );
                 }
-                Err(problem) => ledger.undecodable(unit, problem),
+                Err(undecodable) => ledger.undecodable(unit, undecodable),
             }
         }
-        let urgent = cut || slots.running() == 0;
+        let urgent = stopped || slots.running() == 0;
         // Asked only when there are letters: most units are not dead letters.
         while ledger.has_pending_letters() {
             let Some((batch_units, letters)) = ledger.letters_due(batch_size, urgent) else {
@@ -95,11 +96,11 @@ pub(super) async fn drive<'u, H: Handler>(
             if let Poll::Ready((unit, attempted)) = slots.poll_next(task) {
                 return Poll::Ready(Event::Finished(unit, attempted));
             }
-            if !cut && cut_timer.as_mut().poll(task).is_ready() {
-                return Poll::Ready(Event::Cut);
+            if !stopped && stop_timer.as_mut().poll(task).is_ready() {
+                return Poll::Ready(Event::Stop);
             }
-            if !sends.is_empty() && give_up_timer.as_mut().poll(task).is_ready() {
-                return Poll::Ready(Event::GiveUp);
+            if !sends.is_empty() && sends_timer.as_mut().poll(task).is_ready() {
+                return Poll::Ready(Event::SendsLate);
             }
             waited = true;
             Poll::Pending
@@ -108,11 +109,11 @@ pub(super) async fn drive<'u, H: Handler>(
         match event {
             Event::Finished(unit, attempted) => ledger.finish(unit, attempted),
             Event::Sent(batch_units, answers) => ledger.sent(batch_units, answers),
-            Event::Cut => {
-                cut = true;
-                cut_running(&mut slots, ledger);
+            Event::Stop => {
+                stopped = true;
+                time_out_running(&mut slots, ledger);
             }
-            Event::GiveUp => {
+            Event::SendsLate => {
                 let why = "the dead-letter sink did not answer before the deadline";
                 for (batch_units, _) in sends.drain(..) {
                     ledger.unsent(batch_units, why);
@@ -124,10 +125,10 @@ pub(super) async fn drive<'u, H: Handler>(
     }
 }
 
-/// The deadline's cut: nothing starts any more, and the units running are timed out.
-fn cut_running<F: Future>(slots: &mut Slots<F>, ledger: &mut Ledger<'_, '_>) {
+/// The stop at the deadline: nothing starts any more, and the units running time out.
+fn time_out_running<F: Future>(slots: &mut Slots<F>, ledger: &mut Ledger<'_, '_>) {
     ledger.stop();
-    for unit in slots.cut() {
+    for unit in slots.drop_running() {
         ledger.timed_out(unit);
     }
 }
@@ -135,8 +136,10 @@ fn cut_running<F: Future>(slots: &mut Slots<F>, ledger: &mut Ledger<'_, '_>) {
 enum Event {
     Finished(u32, Attempted),
     Sent(Vec<u32>, Vec<Result<(), SinkError>>),
-    Cut,
-    GiveUp,
+    /// The deadline less the margin: processing stops.
+    Stop,
+    /// The last moment to wait for dead-letter sends has passed.
+    SendsLate,
 }
 
 fn poll_sends(

@@ -103,12 +103,12 @@ impl<'u, 'c> Ledger<'u, 'c> {
         }
     }
 
-    /// Settles a unit that cannot be processed before it starts: broken, expired or
+    /// Settles a unit that cannot be processed before it starts: undecodable, expired or
     /// undecodable. Returns `false` when the unit is ready to run.
     pub fn settle_before_start(&mut self, unit: u32, started: SystemTime) -> bool {
         let u = &self.units[unit as usize];
-        if let Some(problem) = u.problem() {
-            self.letter(unit, DeadLetterReason::DecodeError, problem.to_owned(), false);
+        if let Some(decode_error) = u.decode_error() {
+            self.letter(unit, DeadLetterReason::DecodeError, decode_error.to_owned(), false);
             return true;
         }
         if let Some(max_age) = self.cx.settings.max_record_age {
@@ -127,11 +127,11 @@ impl<'u, 'c> Ledger<'u, 'c> {
     }
 
     /// The payload of a unit about to run could not be decoded.
-    pub fn undecodable(&mut self, unit: u32, problem: Undecodable) {
-        if let Some(redacted) = problem.redacted {
+    pub fn undecodable(&mut self, unit: u32, undecodable: Undecodable) {
+        if let Some(redacted) = undecodable.redacted {
             self.redacted.insert(unit, redacted);
         }
-        self.letter(unit, DeadLetterReason::DecodeError, problem.error, false);
+        self.letter(unit, DeadLetterReason::DecodeError, undecodable.error, false);
     }
 
     /// What a log line may say of a unit's error: the error, or its redacted version when
@@ -160,12 +160,12 @@ impl<'u, 'c> Ledger<'u, 'c> {
             AttemptResult::Rejected(error) => {
                 self.letter(unit, DeadLetterReason::Rejected, error.chain(), false)
             }
-            AttemptResult::Undecodable(problem) => self.undecodable(unit, problem),
-            AttemptResult::Exhausted { error, cut_short: true } => self.fail(
+            AttemptResult::Undecodable(undecodable) => self.undecodable(unit, undecodable),
+            AttemptResult::Exhausted { error, stop_near: true } => self.fail(
                 unit,
                 format!("{} (no time left before the deadline to retry)", error.chain()),
             ),
-            AttemptResult::Exhausted { error, cut_short: false } => {
+            AttemptResult::Exhausted { error, stop_near: false } => {
                 match self.cx.settings.on_retries_exhausted {
                     OnRetriesExhausted::Report => self.fail(unit, error.chain()),
                     // The record may succeed when delivered again, so its key waits for the
@@ -179,15 +179,15 @@ impl<'u, 'c> Ledger<'u, 'c> {
         }
     }
 
-    /// The deadline cut a running unit.
+    /// A running unit timed out at the deadline.
     pub fn timed_out(&mut self, unit: u32) {
         self.mark_unfinished(unit);
         self.status[unit as usize] = Status::TimedOut;
-        self.errors.insert(unit, "cut at the deadline before it finished".into());
+        self.errors.insert(unit, "timed out at the deadline before it finished".into());
         tracing::warn!(
             sequence_number = self.units[unit as usize].meta.sequence_number,
             partition_key = self.units[unit as usize].meta.partition_key,
-            "record cut at the deadline; it will be delivered again"
+            "record timed out at the deadline; it will be delivered again"
         );
     }
 
@@ -419,7 +419,7 @@ pub(super) fn checkpoint<'u>(
             return Err(Error::Uncheckpointable(format!(
                 "record {} ({}) is {outcome} and has no valid sequence number to report",
                 unit.record,
-                unit.problem().unwrap_or("no problem recorded"),
+                unit.decode_error().unwrap_or("no decode error recorded"),
             )));
         };
         if lowest.is_none_or(|low| sequence::compare(sequence_number, low) == Ordering::Less) {
@@ -484,7 +484,7 @@ mod tests {
 
     fn exhausted() -> Attempted {
         let error = RecordError::retry("down");
-        Attempted { attempts: 3, result: AttemptResult::Exhausted { error, cut_short: false } }
+        Attempted { attempts: 3, result: AttemptResult::Exhausted { error, stop_near: false } }
     }
 
     fn rejected() -> Attempted {

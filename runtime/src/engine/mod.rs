@@ -63,7 +63,7 @@ fn describe_batch(records: usize, units: &[Unit<'_>]) {
         return;
     }
     span.record("batch_size", records);
-    span.record("user_records", units.len());
+    span.record("units", units.len());
     if let Some(named) = units.iter().find(|unit| unit.meta.source.event_source_arn.is_some()) {
         span.record("stream", named.meta.stream_name());
         span.record("shard_id", named.meta.shard_id());

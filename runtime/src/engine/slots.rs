@@ -12,7 +12,7 @@ type Slot<F> = Pin<Box<Option<F>>>;
 ///
 /// Running units are polled in stream order: a call that never waits runs whole when it is
 /// polled, so the order of polls is the order of work, and a deadline must never find later
-/// work done while earlier work is cut.
+/// work done while earlier work times out.
 pub(super) struct Slots<F> {
     /// The running units' slots first, by unit, then the free slots.
     slots: Vec<(u32, Slot<F>)>,
@@ -65,13 +65,13 @@ impl<F: Future> Slots<F> {
     }
 
     /// Drops every running unit's future, returning the units.
-    pub(super) fn cut(&mut self) -> Vec<u32> {
-        let cut = self.slots[..self.running].iter().map(|(unit, _)| *unit).collect();
+    pub(super) fn drop_running(&mut self) -> Vec<u32> {
+        let dropped = self.slots[..self.running].iter().map(|(unit, _)| *unit).collect();
         for (_, slot) in &mut self.slots[..self.running] {
             slot.set(None);
         }
         self.running = 0;
-        cut
+        dropped
     }
 }
 
@@ -99,7 +99,7 @@ mod tests {
         slots.place(3, ready("three"));
         assert_eq!(slots.slots.len(), 3, "a freed slot is reused");
         assert_eq!(slots.poll_next(&mut task), Poll::Ready((3, "three")));
-        assert_eq!(slots.cut(), [7]);
+        assert_eq!(slots.drop_running(), [7]);
         assert_eq!(slots.running(), 0);
         slots.place(1, ready("one"));
         assert_eq!(slots.poll_next(&mut task), Poll::Ready((1, "one")));

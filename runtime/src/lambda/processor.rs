@@ -105,7 +105,7 @@ impl<H: Handler> Processor<H> {
     /// How long before the invocation's deadline processing stops (`deadline_margin =
     /// "2s"` on the attribute; default
     /// [`DEFAULT_DEADLINE_MARGIN`](crate::settings::DEFAULT_DEADLINE_MARGIN), 1 s). Then no
-    /// record starts, running ones are cut, pending dead letters are flushed, and the
+    /// record starts, running ones time out, pending dead letters are flushed, and the
     /// response reports the first unfinished record, so that Lambda does not time out and
     /// retry the whole batch.
     pub fn deadline_margin(mut self, margin: Duration) -> Self {
@@ -250,7 +250,7 @@ impl<H: Handler> Processor<H> {
             stream = tracing::field::Empty,
             shard_id = tracing::field::Empty,
             batch_size = tracing::field::Empty,
-            user_records = tracing::field::Empty,
+            units = tracing::field::Empty,
             first_sequence_number = tracing::field::Empty,
             last_sequence_number = tracing::field::Empty,
         );

@@ -162,7 +162,7 @@ impl BatchReport {
         self.outcome.checkpoint()
     }
 
-    /// Every record's outcome, in stream order (user records of aggregates one by one).
+    /// Every unit's outcome, in stream order (each user record of an aggregate is one).
     pub fn records(&self) -> impl ExactSizeIterator<Item = RecordOutcome<'_>> + '_ {
         self.rows.iter().map(move |row| RecordOutcome { report: self, row })
     }

@@ -12,15 +12,15 @@ use crate::engine::{Outcome, Settled};
 pub struct BatchSummary {
     /// Kinesis records in the invocation.
     pub records: usize,
-    /// Records after de-aggregation (user records of KPL aggregates counted one by one).
-    pub user_records: usize,
+    /// Units: records after de-aggregation (each user record of a KPL aggregate is one).
+    pub units: usize,
     /// Records that succeeded.
     pub succeeded: usize,
     /// Attempts beyond each record's first.
     pub retried_attempts: u64,
     /// Records reported to Lambda as failed.
     pub failed: usize,
-    /// Records cut at the deadline.
+    /// Records that timed out at the deadline.
     pub timed_out: usize,
     /// Records never started.
     pub not_started: usize,
@@ -71,7 +71,7 @@ impl BatchSummary {
     pub(crate) fn of(settled: &Settled<'_>) -> Self {
         let mut summary = BatchSummary {
             records: settled.records,
-            user_records: settled.units.len(),
+            units: settled.units.len(),
             retried_attempts: settled.retried_attempts,
             duration: settled.duration,
             ..BatchSummary::default()

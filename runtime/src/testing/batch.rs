@@ -1,11 +1,11 @@
 //! [`TestBatch`]: Lambda Kinesis events built in code.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use base64::Engine as _;
 use serde::Serialize;
 use serde_json::{json, Value};
 
+use super::event::{self, EventRecord};
 use crate::aggregation::UserRecord;
 
 /// A Lambda Kinesis event under construction: records with realistic 56-digit sequence
@@ -51,11 +51,10 @@ impl TestBatch {
     /// An empty batch from `shardId-000000000006` of the stream `test-stream`, its records
     /// arriving now.
     pub fn new() -> Self {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         TestBatch {
             shard_id: "shardId-000000000006".into(),
             stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/test-stream".into(),
-            arrival: epoch_seconds(now.as_millis()),
+            arrival: event::epoch_seconds(SystemTime::now()),
             records: Vec::new(),
         }
     }
@@ -65,7 +64,7 @@ impl TestBatch {
         self.shard_id = shard_id.to_owned();
         for record in &mut self.records {
             let sequence = record["kinesis"]["sequenceNumber"].as_str().unwrap_or("").to_owned();
-            record["eventID"] = json!(format!("{shard_id}:{sequence}"));
+            record["eventID"] = json!(event::event_id(shard_id, &sequence));
         }
         self
     }
@@ -92,30 +91,22 @@ impl TestBatch {
 
     /// Adds a record holding `data`.
     pub fn bytes(self, data: &[u8]) -> Self {
-        let encoded = base64::engine::general_purpose::STANDARD.encode(data);
-        self.base64(&encoded)
+        self.base64(&event::base64(data))
     }
 
     /// Adds a record whose `data` field is `text` verbatim, valid base64 or not.
     pub fn base64(mut self, text: &str) -> Self {
         let index = self.records.len();
-        let sequence_number = sequence_number(index);
-        self.records.push(json!({
-            "kinesis": {
-                "kinesisSchemaVersion": "1.0",
-                "partitionKey": format!("key-{index}"),
-                "sequenceNumber": sequence_number,
-                "data": text,
-                "approximateArrivalTimestamp": self.arrival,
-            },
-            "eventSource": "aws:kinesis",
-            "eventVersion": "1.0",
-            "eventID": format!("{}:{sequence_number}", self.shard_id),
-            "eventName": "aws:kinesis:record",
-            "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
-            "awsRegion": "us-east-1",
-            "eventSourceARN": self.stream_arn,
-        }));
+        let record = event::record_json(&EventRecord {
+            partition_key: &format!("key-{index}"),
+            sequence_number: &sequence_number(index),
+            data: text,
+            arrival: self.arrival,
+            explicit_hash_key: None,
+            shard_id: &self.shard_id,
+            stream_arn: &self.stream_arn,
+        });
+        self.records.push(record);
         self
     }
 
@@ -164,15 +155,14 @@ impl TestBatch {
 
     /// Sets the arrival time of the last record.
     pub fn arrival(self, at: SystemTime) -> Self {
-        let millis = at.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis();
-        self.set_kinesis("approximateArrivalTimestamp", json!(epoch_seconds(millis)))
+        self.set_kinesis("approximateArrivalTimestamp", json!(event::epoch_seconds(at)))
     }
 
     /// Sets the sequence number of the last record (and its `eventID`).
     pub fn sequence_number(mut self, sequence_number: &str) -> Self {
         let shard = self.shard_id.clone();
         if let Some(record) = self.records.last_mut() {
-            record["eventID"] = json!(format!("{shard}:{sequence_number}"));
+            record["eventID"] = json!(event::event_id(&shard, sequence_number));
         }
         self.set_kinesis("sequenceNumber", json!(sequence_number))
     }
@@ -198,7 +188,7 @@ impl TestBatch {
 
     /// The invocation payload: `{"Records": [...]}` as Lambda sends it.
     pub fn build(self) -> Vec<u8> {
-        serde_json::to_vec(&json!({ "Records": self.records })).expect("JSON values serialize")
+        event::payload(self.records)
     }
 }
 
@@ -207,11 +197,6 @@ fn sequence_number(index: usize) -> String {
     let (prefix, tail) = FIRST_SEQUENCE.split_at(FIRST_SEQUENCE.len() - 24);
     let tail: u128 = tail.parse().expect("digits");
     format!("{prefix}{:024}", tail + 1_000_000 * index as u128)
-}
-
-/// Milliseconds since 1970 as the event writes them: seconds with a fraction.
-fn epoch_seconds(millis: u128) -> f64 {
-    millis as f64 / 1000.0
 }
 
 #[cfg(test)]

@@ -29,6 +29,7 @@
 
 mod batch;
 mod esm;
+mod event;
 mod memory;
 
 pub use crate::aggregation::producer::{

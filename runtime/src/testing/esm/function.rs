@@ -28,12 +28,13 @@ pub trait Function {
 }
 
 impl<H: Handler> Function for Processor<H> {
-    /// Runs [`Processor::process_with_deadline`] with the function timeout as the time
-    /// left, and treats a run past the timeout as Lambda would: a timeout.
+    /// Answers as the Lambda loop does ([`Processor::respond`]), with the function timeout
+    /// as the time left, and treats a run past the timeout as Lambda would: a timeout.
     async fn invoke(&self, payload: Vec<u8>, timeout: Duration) -> Invocation {
-        match tokio::time::timeout(timeout, self.process_with_deadline(payload, timeout)).await {
-            Ok(Ok(report)) => Invocation::Response(
-                serde_json::to_value(report.response()).expect("a response serializes"),
+        let request_id = "simulated-invocation";
+        match tokio::time::timeout(timeout, self.respond(payload, request_id, timeout)).await {
+            Ok(Ok(outcome)) => Invocation::Response(
+                serde_json::to_value(outcome.response()).expect("a response serializes"),
             ),
             Ok(Err(error)) => Invocation::Error(error.to_string()),
             Err(_) => Invocation::TimedOut,

@@ -1,0 +1,95 @@
+//! What a simulated run did: deliveries, invocations, discarded batches, dead letters.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::dead_letter::DeadLetter;
+
+/// A record of a batch Lambda gave up on, as its on-failure destination receives it.
+#[derive(Clone, Debug)]
+pub struct OnFailureRecord {
+    /// The JSON document Lambda sends: `requestContext`, `responseContext`, `version`,
+    /// `timestamp`, `KinesisBatchInfo`.
+    pub document: Value,
+    /// The sequence numbers of the discarded records.
+    pub sequence_numbers: Vec<String>,
+}
+
+/// What a simulated run did.
+#[derive(Clone, Debug)]
+pub struct MappingReport {
+    pub(super) deliveries: HashMap<String, u32>,
+    pub(super) invocations: usize,
+    pub(super) function_errors: usize,
+    pub(super) timeouts: usize,
+    pub(super) partial_responses: usize,
+    pub(super) discarded: Vec<OnFailureRecord>,
+    pub(super) expired_by_retention: usize,
+    pub(super) stalled: bool,
+    pub(super) dead_letters: Vec<DeadLetter>,
+    pub(super) wall_time: Duration,
+}
+
+impl MappingReport {
+    /// How many times the record with `sequence_number` was delivered.
+    pub fn deliveries(&self, sequence_number: &str) -> u32 {
+        self.deliveries.get(sequence_number).copied().unwrap_or(0)
+    }
+
+    /// Deliveries beyond each record's first, over the run.
+    pub fn duplicates(&self) -> u64 {
+        self.deliveries.values().map(|n| u64::from(n.saturating_sub(1))).sum()
+    }
+
+    /// Records never delivered (discarded for age, lost to retention, or not reached).
+    pub fn never_delivered(&self) -> usize {
+        self.deliveries.values().filter(|n| **n == 0).count()
+    }
+
+    /// Invocations of the function.
+    pub fn invocations(&self) -> usize {
+        self.invocations
+    }
+
+    /// Invocations that ended in a function error.
+    pub fn function_errors(&self) -> usize {
+        self.function_errors
+    }
+
+    /// Invocations that ran past the function timeout.
+    pub fn timeouts(&self) -> usize {
+        self.timeouts
+    }
+
+    /// Invocations whose response named a record to resume from (a partial batch).
+    pub fn partial_responses(&self) -> usize {
+        self.partial_responses
+    }
+
+    /// What the on-failure destination received.
+    pub fn discarded(&self) -> &[OnFailureRecord] {
+        &self.discarded
+    }
+
+    /// Records that passed the stream's retention before they were read.
+    pub fn expired_by_retention(&self) -> usize {
+        self.expired_by_retention
+    }
+
+    /// Whether the run stopped at `max_invocations` rather than draining the stream.
+    pub fn stalled(&self) -> bool {
+        self.stalled
+    }
+
+    /// The dead letters of the sink given with [`EventSourceMapping::dead_letters`](super::EventSourceMapping::dead_letters).
+    pub fn dead_letters(&self) -> &[DeadLetter] {
+        &self.dead_letters
+    }
+
+    /// How long the run took.
+    pub fn wall_time(&self) -> Duration {
+        self.wall_time
+    }
+}
