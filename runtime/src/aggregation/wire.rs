@@ -77,11 +77,15 @@ impl<'a> Fields<'a> {
     }
 }
 
+// The encoding half, for the producer side (feature `testing`).
+
 /// The bytes a varint takes.
+#[cfg(feature = "testing")]
 pub(crate) fn varint_len(value: u64) -> usize {
     (64 - (value | 1).leading_zeros() as usize).div_ceil(7)
 }
 
+#[cfg(feature = "testing")]
 pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
     while value >= 0x80 {
         out.push((value as u8) | 0x80);
@@ -91,6 +95,7 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut value: u64) {
 }
 
 /// Writes a length-delimited field.
+#[cfg(feature = "testing")]
 pub(crate) fn put_bytes(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
     put_varint(out, number << 3 | 2);
     put_varint(out, bytes.len() as u64);
@@ -98,17 +103,19 @@ pub(crate) fn put_bytes(out: &mut Vec<u8>, number: u64, bytes: &[u8]) {
 }
 
 /// Writes a varint field.
+#[cfg(feature = "testing")]
 pub(crate) fn put_uint(out: &mut Vec<u8>, number: u64, value: u64) {
     put_varint(out, number << 3);
     put_varint(out, value);
 }
 
 /// The size of a length-delimited field of `len` bytes, with a one-byte key.
+#[cfg(feature = "testing")]
 pub(crate) fn bytes_field_len(len: usize) -> usize {
     1 + varint_len(len as u64) + len
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "testing"))]
 mod tests {
     use super::*;
 

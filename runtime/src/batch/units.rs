@@ -309,6 +309,24 @@ pub(crate) fn attach_raw_record<'b>(
 }
 
 impl<'b> Unit<'b> {
+    /// A plain unit for tests of the engine: this sequence number (`""`: none valid) and
+    /// partition key, empty data.
+    #[cfg(test)]
+    pub(crate) fn for_test(sequence_number: &'static str, partition_key: &'static str) -> Self {
+        Unit {
+            record: 0,
+            meta: RecordMeta {
+                sequence_number: Some(sequence_number).filter(|number| !number.is_empty()),
+                partition_key: Some(partition_key),
+                explicit_hash_key: None,
+                source: &Source::UNKNOWN,
+                arrival_millis: 0,
+                sub_sequence: NOT_AGGREGATED,
+            },
+            data: Data::Bytes { bytes: b"", padded: true },
+        }
+    }
+
     /// The sequence number that names it in a response; `None` when it has no valid one.
     pub fn checkpoint(&self) -> Option<&'b str> {
         self.meta.sequence_number

@@ -445,26 +445,13 @@ mod tests {
     use tokio::time::Instant;
 
     use super::*;
-    use crate::batch::units::Data;
     use crate::dead_letter::{ErasedSink, LogDeadLetter};
     use crate::error::RecordError;
-    use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
     use crate::settings::Settings;
 
     /// A unit of its own key with this sequence number (`""`: none that is valid).
     fn unit(sequence_number: &'static str) -> Unit<'static> {
-        Unit {
-            record: 0,
-            meta: RecordMeta {
-                sequence_number: Some(sequence_number).filter(|number| !number.is_empty()),
-                partition_key: Some(sequence_number),
-                explicit_hash_key: None,
-                source: &Source::UNKNOWN,
-                arrival_millis: 0,
-                sub_sequence: NOT_AGGREGATED,
-            },
-            data: Data::Bytes { bytes: b"", padded: true },
-        }
+        Unit::for_test(sequence_number, sequence_number)
     }
 
     fn context<'c>(settings: &'c Settings, sink: Option<&'c dyn ErasedSink>) -> Context<'c> {

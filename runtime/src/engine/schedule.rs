@@ -77,24 +77,9 @@ impl Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batch::units::Data;
-    use crate::meta::{RecordMeta, Source, NOT_AGGREGATED};
 
     fn units(keys: &[&'static str]) -> Vec<Unit<'static>> {
-        keys.iter()
-            .map(|key| Unit {
-                record: 0,
-                meta: RecordMeta {
-                    sequence_number: Some("1"),
-                    partition_key: Some(key),
-                    explicit_hash_key: None,
-                    source: &Source::UNKNOWN,
-                    arrival_millis: 0,
-                    sub_sequence: NOT_AGGREGATED,
-                },
-                data: Data::Bytes { bytes: b"", padded: true },
-            })
-            .collect()
+        keys.iter().map(|key| Unit::for_test("1", key)).collect()
     }
 
     #[test]
