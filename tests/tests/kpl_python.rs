@@ -45,9 +45,13 @@ async fn collect(data: Vec<u8>, meta: &RecordMeta, seen: &Seen) -> Result<(), Re
 }
 
 #[tokio::test]
+#[cfg_attr(
+    not(services),
+    ignore = "needs Python with aws-kinesis-agg: ./scripts/test-all installs it"
+)]
 async fn aggregates_made_by_the_python_library_deaggregate_identically_here() {
     let Some(python) = python_with_kinesis_agg() else {
-        return unavailable(
+        unavailable(
             "python_aggregates_deaggregate_here",
             "python3 with aws-kinesis-agg is missing",
         );
@@ -99,12 +103,13 @@ fn random_records(seed: u64, count: usize) -> Vec<(String, Option<String>, Vec<u
 }
 
 #[test]
+#[cfg_attr(
+    not(services),
+    ignore = "needs Python with aws-kinesis-agg: ./scripts/test-all installs it"
+)]
 fn aggregates_made_here_deaggregate_identically_with_the_python_library() {
     let Some(python) = python_with_kinesis_agg() else {
-        return unavailable(
-            "our_aggregates_deaggregate_there",
-            "python3 with aws-kinesis-agg is missing",
-        );
+        unavailable("our_aggregates_deaggregate_there", "python3 with aws-kinesis-agg is missing");
     };
     let records = random_records(11, 5000);
     let users: Vec<UserRecord<'_>> = records

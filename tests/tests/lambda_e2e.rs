@@ -16,9 +16,10 @@ fn sequence_number(index: usize) -> String {
 }
 
 #[test]
+#[cfg_attr(not(services), ignore = "needs cargo-lambda: ./scripts/test-all installs it")]
 fn clickstream_answers_lambda_with_the_first_failed_record() {
     if !cargo_lambda_available() {
-        return unavailable(
+        unavailable(
             "clickstream_answers_lambda_with_the_first_failed_record",
             "cargo-lambda is not on PATH",
         );
@@ -37,9 +38,10 @@ fn clickstream_answers_lambda_with_the_first_failed_record() {
 }
 
 #[test]
+#[cfg_attr(not(services), ignore = "needs cargo-lambda: ./scripts/test-all installs it")]
 fn clickstream_dead_letters_poison_records_and_acknowledges_the_batch() {
     if !cargo_lambda_available() {
-        return unavailable(
+        unavailable(
             "clickstream_dead_letters_poison_records_and_acknowledges_the_batch",
             "cargo-lambda is not on PATH",
         );
@@ -82,12 +84,10 @@ fn emf_line(watch: &LambdaWatch) -> Value {
 }
 
 #[test]
+#[cfg_attr(not(services), ignore = "needs cargo-lambda: ./scripts/test-all installs it")]
 fn a_hung_call_returns_a_partial_response_before_a_three_second_timeout() {
     if !cargo_lambda_available() {
-        return unavailable(
-            "a_hung_call_returns_a_partial_response",
-            "cargo-lambda is not on PATH",
-        );
+        unavailable("a_hung_call_returns_a_partial_response", "cargo-lambda is not on PATH");
     }
     // cargo lambda's emulator sends no real deadline; the function reads its timeout from
     // AWS_LAMBDA_FUNCTION_TIMEOUT, as under SAM's emulator.
@@ -132,9 +132,10 @@ fn example_event(example: &str, file: &str) -> std::path::PathBuf {
 }
 
 #[test]
+#[cfg_attr(not(services), ignore = "needs cargo-lambda: ./scripts/test-all installs it")]
 fn log_filter_deaggregates_its_sample_and_acknowledges_it() {
     if !cargo_lambda_available() {
-        return unavailable(
+        unavailable(
             "log_filter_deaggregates_its_sample_and_acknowledges_it",
             "cargo-lambda is not on PATH",
         );
@@ -165,12 +166,10 @@ fn log_filter_deaggregates_its_sample_and_acknowledges_it() {
 }
 
 #[test]
+#[cfg_attr(not(services), ignore = "needs cargo-lambda: ./scripts/test-all installs it")]
 fn log_to_json_writes_a_document_per_line_and_dead_letters_the_rest() {
     if !cargo_lambda_available() {
-        return unavailable(
-            "log_to_json_writes_a_document_per_line",
-            "cargo-lambda is not on PATH",
-        );
+        unavailable("log_to_json_writes_a_document_per_line", "cargo-lambda is not on PATH");
     }
     let watch = LambdaWatch::start("log-to-json", &[]);
     let response: Value =

@@ -77,17 +77,13 @@ macro_rules! moto_or_skip {
     ($test:literal) => {
         match Moto::from_env() {
             Some(moto) => moto,
-            None => {
-                return unavailable(
-                    $test,
-                    "no moto server (KINESIS_PROCESSOR_MOTO_ENDPOINT is unset)",
-                )
-            }
+            None => unavailable($test, "no moto server (KINESIS_PROCESSOR_MOTO_ENDPOINT is unset)"),
         }
     };
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn sqs_poison_records_arrive_with_their_envelope_and_data() {
     let moto = moto_or_skip!("sqs_poison_records_arrive_with_their_envelope_and_data");
     let queue = moto.create_queue("poison").await;
@@ -131,6 +127,7 @@ async fn sqs_poison_records_arrive_with_their_envelope_and_data() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn sns_poison_records_arrive_on_a_queue_subscription() {
     let moto = moto_or_skip!("sns_poison_records_arrive_on_a_queue_subscription");
     let sns = moto.sns().await;
@@ -183,6 +180,7 @@ async fn sns_poison_records_arrive_on_a_queue_subscription() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn s3_gets_one_json_lines_object_per_invocation_and_a_retry_overwrites_it() {
     let moto =
         moto_or_skip!("s3_gets_one_json_lines_object_per_invocation_and_a_retry_overwrites_it");
@@ -221,6 +219,7 @@ async fn s3_gets_one_json_lines_object_per_invocation_and_a_retry_overwrites_it(
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn an_oversized_record_without_an_s3_overflow_is_reported() {
     let moto = moto_or_skip!("an_oversized_record_without_an_s3_overflow_is_reported");
     let queue = moto.create_queue("oversize").await;
@@ -247,6 +246,7 @@ async fn an_oversized_record_without_an_s3_overflow_is_reported() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn an_oversized_record_goes_to_s3_with_a_pointer_on_the_queue() {
     let moto = moto_or_skip!("an_oversized_record_goes_to_s3_with_a_pointer_on_the_queue");
     let queue = moto.create_queue("overflow").await;
@@ -269,6 +269,7 @@ async fn an_oversized_record_goes_to_s3_with_a_pointer_on_the_queue() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn a_queue_that_does_not_exist_fails_every_letter() {
     let moto = moto_or_skip!("a_queue_that_does_not_exist_fails_every_letter");
     let missing = format!("{}/123456789012/{}", moto.endpoint, moto::unique("missing"));
@@ -286,9 +287,10 @@ async fn a_queue_that_does_not_exist_fails_every_letter() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn the_server_stopped_mid_batch_fails_the_letters_it_did_not_confirm() {
     let Some(server) = OwnServer::start() else {
-        return unavailable("the_server_stopped_mid_batch", "moto_server is not on PATH");
+        unavailable("the_server_stopped_mid_batch", "moto_server is not on PATH");
     };
     let moto = server.moto.clone();
     let queue = moto.create_queue("stopping").await;
@@ -322,6 +324,7 @@ async fn the_server_stopped_mid_batch_fails_the_letters_it_did_not_confirm() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn throttling_that_outlasts_the_sdk_retries_is_a_reported_failure() {
     let moto = moto_or_skip!("throttling_that_outlasts_the_sdk_retries_is_a_reported_failure");
     let queue = moto.create_queue("throttled").await;
@@ -343,6 +346,7 @@ async fn throttling_that_outlasts_the_sdk_retries_is_a_reported_failure() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn a_500_that_the_sdk_retries_away_still_dead_letters() {
     let moto = moto_or_skip!("a_500_that_the_sdk_retries_away_still_dead_letters");
     let queue = moto.create_queue("flaky").await;
@@ -360,6 +364,7 @@ async fn a_500_that_the_sdk_retries_away_still_dead_letters() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn persistent_500s_are_a_reported_failure() {
     let moto = moto_or_skip!("persistent_500s_are_a_reported_failure");
     let queue = moto.create_queue("broken").await;
@@ -377,6 +382,7 @@ async fn persistent_500s_are_a_reported_failure() {
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn an_entry_the_service_refuses_is_the_reported_failure_and_the_rest_arrive() {
     let moto =
         moto_or_skip!("an_entry_the_service_refuses_is_the_reported_failure_and_the_rest_arrive");
@@ -405,6 +411,7 @@ async fn an_entry_the_service_refuses_is_the_reported_failure_and_the_rest_arriv
 }
 
 #[tokio::test]
+#[cfg_attr(not(services), ignore = "needs a moto server: ./scripts/test-all starts one")]
 async fn from_env_reads_the_target_and_the_endpoint_from_the_environment() {
     let moto = moto_or_skip!("from_env_reads_the_target_and_the_endpoint_from_the_environment");
     let queue = moto.create_queue("from-env").await;
