@@ -189,7 +189,9 @@ impl fmt::Display for RecordError {
 /// [`BatchOutcome`](crate::BatchOutcome). An `Error` from an invocation makes Lambda retry the
 /// whole batch, which is the safe answer when the batch cannot be acknowledged record by
 /// record.
-#[derive(Debug)]
+///
+/// Its `Debug` form is its message, so that `main` returning one prints a readable line:
+/// `Error: configuration: DEAD_LETTER_QUEUE_URL is not set`.
 #[non_exhaustive]
 pub enum Error {
     /// The invocation payload is not a Kinesis batch (not JSON, no `Records` array, or the
@@ -209,6 +211,9 @@ pub enum Error {
     Config(String),
     /// An I/O error (reading an event file, a lookup table, ...).
     Io(std::io::Error),
+    /// A local run (outside Lambda) could not do all it was asked: an unknown option, an
+    /// event file that could not be read or processed.
+    LocalRun(String),
     /// Any other error: the Lambda runtime, a user's set-up code.
     Other(BoxError),
 }
@@ -238,9 +243,16 @@ impl fmt::Display for Error {
                  `{state_type}` before processing"
             ),
             Error::Config(why) => write!(f, "configuration: {why}"),
+            Error::LocalRun(why) => f.write_str(why),
             Error::Io(error) => fmt::Display::fmt(error, f),
             Error::Other(error) => fmt::Display::fmt(error, f),
         }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -97,6 +97,11 @@ impl<H: Handler> Processor<H> {
     /// attribute; default 1, the whole batch strictly in order). Records of one partition
     /// key are always processed one at a time, in stream order. All run on the invocation's
     /// task, so a current-thread runtime is enough.
+    ///
+    /// After a failure no record starts, but records of other keys already running finish,
+    /// and those after the failed record in the stream are delivered again by Lambda, which
+    /// resumes the shard at the failure: with `concurrency` above 1, a record can be
+    /// processed twice, so what the function writes downstream should be idempotent.
     pub fn concurrency(mut self, records: usize) -> Self {
         self.settings.concurrency = records.max(1);
         self
@@ -162,6 +167,26 @@ impl<H: Handler> Processor<H> {
     pub fn log_payloads(mut self, log_payloads: bool) -> Self {
         self.settings.log_payloads = log_payloads;
         self
+    }
+
+    /// The shared state given with [`state`](Self::state), for a test to inspect after
+    /// processing (what a fake client recorded, say).
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use kinesis_processor::{kinesis_processor, RecordError};
+    ///
+    /// #[kinesis_processor(format = text)]
+    /// async fn remember(line: String, seen: &Mutex<Vec<String>>) -> Result<(), RecordError> {
+    ///     seen.lock().unwrap().push(line);
+    ///     Ok(())
+    /// }
+    ///
+    /// let processor = remember().state(Mutex::new(Vec::new()));
+    /// assert_eq!(processor.shared_state().map(|seen| seen.lock().unwrap().len()), Some(0));
+    /// ```
+    pub fn shared_state(&self) -> Option<&H::State> {
+        self.state.as_ref()
     }
 
     /// The function's name.

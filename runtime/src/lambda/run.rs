@@ -121,7 +121,7 @@ fn install_default_subscriber(local: bool) {
         return;
     }
     if local {
-        lambda_runtime::tracing::init_default_subscriber_with_writer(std::io::stderr);
+        super::local::init_subscriber();
     } else {
         lambda_runtime::tracing::init_default_subscriber();
     }
