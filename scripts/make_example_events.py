@@ -21,7 +21,8 @@ def kinesis_record(n, stream, partition_key, data, explicit_hash_key=None):
         "partitionKey": partition_key,
         "sequenceNumber": sequence,
         "data": base64.b64encode(data).decode(),
-        "approximateArrivalTimestamp": 1764126000.25 + n,
+        # Just after the last log line of the samples (2026-11-26T05:00:08Z) was written.
+        "approximateArrivalTimestamp": 1795669210.25 + n,
     }
     if explicit_hash_key:
         kinesis["explicitHashKey"] = explicit_hash_key

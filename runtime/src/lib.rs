@@ -46,6 +46,9 @@
 //! | `metrics_namespace = "Clicks"` | the CloudWatch namespace of the per-invocation metrics | `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else `KinesisProcessor` |
 //! | `crate = "path"` | where this crate is, when renamed | `::kinesis_processor` |
 //!
+//! Durations are written as [humantime](https://docs.rs/humantime) reads them: `"90s"`,
+//! `"15m"`, `"1h 30m"`, `"500ms"`; the attribute checks them at compile time.
+//!
 //! # The rules it keeps
 //!
 //! - **Nothing is lost.** Every record ends succeeded, dead-lettered (the sink confirmed
@@ -86,6 +89,7 @@
 //! | dead letter | the envelope of a unit sent to a sink instead of being reported | [`dead_letter`] |
 //! | report | [`BatchReport`] (a row per unit), [`BatchOutcome`] (response and counts), [`BatchSummary`] (the counts) | `report` |
 #![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 pub mod aggregation;
@@ -102,6 +106,7 @@ mod report;
 mod sequence;
 pub mod settings;
 #[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use engine::Outcome;

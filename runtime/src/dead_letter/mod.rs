@@ -7,6 +7,12 @@
 //! retries run out. The runtime hands dead letters to a [`DeadLetterSink`] in batches and
 //! counts a record as done only when the sink confirms it; a refused entry becomes the
 //! batch's reported failure, so Lambda delivers the record again.
+//!
+//! A sink receives letters in the order records settle, not in stream order: a record
+//! settled before it starts (undecodable envelope, expired) is queued as the engine reaches
+//! it, one rejected by the function when its attempt ends, so the letter of an expired
+//! record can come before that of a rejected one earlier in the stream. Each letter names
+//! its shard, sequence and sub-sequence number, by which they can be put back in order.
 
 #[cfg(any(feature = "sqs", feature = "sns", feature = "s3"))]
 mod aws;
@@ -28,10 +34,13 @@ use std::sync::Arc;
 pub use envelope::{DeadLetter, DeadLetterReason, ENVELOPE_VERSION};
 pub use log::LogDeadLetter;
 #[cfg(feature = "s3")]
+#[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
 pub use s3::S3DeadLetter;
 #[cfg(feature = "sns")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sns")))]
 pub use sns::{SnsDeadLetter, SNS_MAX_MESSAGE};
 #[cfg(feature = "sqs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "sqs")))]
 pub use sqs::{SqsDeadLetter, SQS_DEFAULT_MAX_MESSAGE};
 
 use crate::error::BoxError;

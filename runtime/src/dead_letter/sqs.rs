@@ -71,6 +71,7 @@ impl SqsDeadLetter {
 
     /// Stores envelopes too large for the queue through `s3`, sending a pointer message.
     #[cfg(feature = "s3")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "s3")))]
     pub fn overflow_to(mut self, s3: super::S3DeadLetter) -> Self {
         self.overflow = Some(s3);
         self
