@@ -50,6 +50,10 @@ impl DeadLetterSink for LogDeadLetter {
     fn batch_size(&self) -> usize {
         100
     }
+
+    fn logs_each_letter(&self) -> bool {
+        true
+    }
 }
 
 impl LogDeadLetter {
@@ -62,6 +66,9 @@ impl LogDeadLetter {
         .map_err(SinkError::new)?;
         tracing::warn!(
             target: "kinesis_processor::dead_letter",
+            sequence_number = letter.sequence_number,
+            sub_sequence_number = letter.sub_sequence_number,
+            partition_key = letter.partition_key,
             reason = letter.reason.as_str(),
             envelope = %envelope,
             "dead letter"

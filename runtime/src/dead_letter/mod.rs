@@ -88,6 +88,13 @@ pub trait DeadLetterSink: Send + Sync + 'static {
     fn batch_size(&self) -> usize {
         10
     }
+
+    /// Whether the sink writes each letter to the log itself, as
+    /// [`LogDeadLetter`] does; the runtime then logs no line of its own for it, so that
+    /// each dead letter is logged once (`false` unless overridden).
+    fn logs_each_letter(&self) -> bool {
+        false
+    }
 }
 
 impl<S: DeadLetterSink> DeadLetterSink for Arc<S> {
@@ -100,6 +107,10 @@ impl<S: DeadLetterSink> DeadLetterSink for Arc<S> {
 
     fn batch_size(&self) -> usize {
         (**self).batch_size()
+    }
+
+    fn logs_each_letter(&self) -> bool {
+        (**self).logs_each_letter()
     }
 }
 
@@ -138,6 +149,7 @@ pub(crate) trait ErasedSink: Send + Sync {
     /// Sends letters it owns, so the future needs no borrow of the caller's buffer.
     fn send_owned(&self, letters: Vec<DeadLetter>) -> SendFuture<'_>;
     fn batch_size(&self) -> usize;
+    fn logs_each_letter(&self) -> bool;
 }
 
 impl<S: DeadLetterSink> ErasedSink for S {
@@ -147,5 +159,9 @@ impl<S: DeadLetterSink> ErasedSink for S {
 
     fn batch_size(&self) -> usize {
         DeadLetterSink::batch_size(self).max(1)
+    }
+
+    fn logs_each_letter(&self) -> bool {
+        DeadLetterSink::logs_each_letter(self)
     }
 }

@@ -207,16 +207,19 @@ impl<'u, 'c> Ledger<'u, 'c> {
             return;
         }
         let letter = self.envelope(unit, reason, &error);
-        let data = letter.data.as_deref().filter(|_| self.cx.settings.log_payloads);
-        tracing::warn!(
-            sequence_number = meta.sequence_number,
-            sub_sequence_number = meta.sub_sequence_number(),
-            partition_key = meta.partition_key,
-            reason = reason.as_str(),
-            error = %self.loggable(unit, &error),
-            data,
-            "dead-lettering record"
-        );
+        // A sink that logs each letter itself (the log sink) is its one log line.
+        if !self.cx.sink.is_some_and(|sink| sink.logs_each_letter()) {
+            let data = letter.data.as_deref().filter(|_| self.cx.settings.log_payloads);
+            tracing::warn!(
+                sequence_number = meta.sequence_number,
+                sub_sequence_number = meta.sub_sequence_number(),
+                partition_key = meta.partition_key,
+                reason = reason.as_str(),
+                error = %self.loggable(unit, &error),
+                data,
+                "dead-lettering record"
+            );
+        }
         self.errors.insert(unit, error);
         self.status[index] = Status::Lettering(reason);
         self.pending.push(Pending { unit, letter, holds_key });
