@@ -87,7 +87,7 @@ async fn sequence_numbers_wider_than_u128_compare_correctly() {
 
 #[tokio::test]
 async fn an_unfinished_record_without_a_sequence_number_fails_the_whole_batch() {
-    // No sink: the broken record is reported, but it cannot be named.
+    // No sink: the undecodable record is reported, but it cannot be named.
     let event = TestBatch::new()
         .text("a")
         .raw_record(serde_json::json!({"kinesis": {"data": "aGk="}, "eventSource": "aws:kinesis"}))

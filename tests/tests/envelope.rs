@@ -171,8 +171,8 @@ async fn the_report_names_every_record_by_its_own_strings() {
         .aggregate(&users)
         .text("escaped")
         .partition_key("say \"hi\"")
-        .text("broken")
-        .partition_key("broken-key")
+        .text("undecodable")
+        .partition_key("undecodable-key")
         .kinesis_field("sequenceNumber", json!(5));
     let sequence_numbers = batch.sequence_numbers();
     let dlq = MemoryDeadLetter::default();
@@ -191,7 +191,7 @@ async fn the_report_names_every_record_by_its_own_strings() {
             (Some(sequence_numbers[1].as_str()), Some(1), Some("user-b"), shard),
             (Some(sequence_numbers[2].as_str()), None, Some("say \"hi\""), shard),
             // No valid sequence number to name it by; its key and shard still come through.
-            (None, None, Some("broken-key"), shard),
+            (None, None, Some("undecodable-key"), shard),
         ]
     );
     assert_eq!(outcomes(&report)[4], DECODE);

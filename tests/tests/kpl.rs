@@ -1,5 +1,5 @@
 //! KPL de-aggregation through the engine: byte-exact with the official `aws-kinesis-agg`
-//! library on its own vectors, per-user-record outcomes, and broken aggregates kept whole.
+//! library on its own vectors, per-user-record outcomes, and undecodable aggregates kept whole.
 
 use std::sync::{Arc, Mutex};
 
@@ -209,7 +209,7 @@ async fn a_rejected_user_record_is_dead_lettered_alone_with_its_own_data() {
 }
 
 #[tokio::test]
-async fn a_broken_aggregate_is_dead_lettered_whole_never_shortened() {
+async fn an_undecodable_aggregate_is_dead_lettered_whole_never_shortened() {
     // Magic, a protobuf body cut short, and an MD5 digest that matches the cut body.
     let good =
         kinesis_processor::testing::aggregate([user("a", b"one"), user("b", b"two")]).unwrap();
@@ -236,10 +236,10 @@ async fn a_broken_aggregate_is_dead_lettered_whole_never_shortened() {
     assert_eq!(letter.data_bytes().unwrap(), truncated, "the whole record, as it came");
 }
 
-/// A broken aggregate's envelope is sound, so its arrival counts toward the iterator age,
+/// An undecodable aggregate's envelope is sound, so its arrival counts toward the iterator age,
 /// in the Lambda loop's summary as in `process`'s report.
 #[tokio::test]
-async fn a_broken_aggregate_still_counts_toward_the_iterator_age() {
+async fn an_undecodable_aggregate_still_counts_toward_the_iterator_age() {
     let good = kinesis_processor::testing::aggregate([user("a", b"one")]).unwrap();
     let mut truncated = good[0].data[..good[0].data.len() - 18].to_vec();
     let body = truncated[4..].to_vec();
@@ -333,7 +333,7 @@ async fn aggregates_are_read_alike_in_every_accepted_base64_form() {
                 assert_eq!(letter.sub_sequence_number, Some(1), "{text}");
                 assert_eq!(letter.data_bytes().unwrap(), b"bad", "{text}");
             }
-            // A plain record after all (its bytes are not text), or a broken aggregate:
+            // A plain record after all (its bytes are not text), or an undecodable aggregate:
             // dead-lettered whole, with the data exactly as it came.
             _ => {
                 assert_eq!(letter.reason, DeadLetterReason::DecodeError, "{kind} {text}");
