@@ -32,6 +32,10 @@ fn help_prints_the_usage_and_succeeds() {
     let usage = text(&output.stdout);
     assert!(usage.contains("give it Kinesis event files"), "{usage}");
     assert!(usage.contains("exits with status 1"), "{usage}");
+    // An option alone names no file to process: the usage again, not a silent success.
+    let output = clickstream(&["--arrivals-now"]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    assert!(text(&output.stdout).contains("give it Kinesis event files"));
 }
 
 #[test]

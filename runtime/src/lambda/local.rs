@@ -19,12 +19,12 @@ impl<H: Handler> Processor<H> {
     /// happened. Fails when an argument is not a file to process, or when a file could not
     /// be read or would be an invocation error (after the others were processed).
     pub(super) async fn run_locally(&self, args: &[String]) -> Result<(), Error> {
-        if args.is_empty() || args.iter().any(|arg| arg == "--help" || arg == "-h") {
+        let shift_to_now = args.iter().any(|arg| arg == ARRIVALS_NOW);
+        let files: Vec<&String> = args.iter().filter(|arg| *arg != ARRIVALS_NOW).collect();
+        if files.is_empty() || files.iter().any(|arg| *arg == "--help" || *arg == "-h") {
             println!("{}", usage(self.name()));
             return Ok(());
         }
-        let shift_to_now = args.iter().any(|arg| arg == ARRIVALS_NOW);
-        let files: Vec<&String> = args.iter().filter(|arg| *arg != ARRIVALS_NOW).collect();
         if let Some(option) = files.iter().find(|arg| arg.starts_with('-')) {
             let hint = format!("`{option}` is not an option; run with --help for the usage");
             return Err(Error::LocalRun(hint));

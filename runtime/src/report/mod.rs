@@ -179,15 +179,19 @@ impl BatchReport {
 }
 
 impl Conclude for BatchReport {
-    fn conclude(mut settled: Settled<'_>) -> Self {
+    fn conclude(settled: Settled<'_>) -> Self {
         let outcome = BatchOutcome::of(&settled);
         let mut rows = Rows::with_capacity(settled.units.len());
         for (index, unit) in settled.units.iter().enumerate() {
-            let error = settled.errors.remove(&(index as u32));
-            let row = rows.row(unit, settled.outcomes[index], settled.attempts[index], error);
-            rows.rows.push(Row { redelivered: settled.redelivered(unit), ..row });
+            let redelivered = settled.redelivered(unit);
+            rows.push(unit, settled.outcomes[index], settled.attempts[index], redelivered);
         }
-        BatchReport { outcome, rows: rows.rows, text: rows.text }
+        let Rows { mut rows, text, .. } = rows;
+        // Few units have an error: they are set by unit, not looked up for every row.
+        for (unit, error) in settled.errors {
+            rows[unit as usize].error = Some(error);
+        }
+        BatchReport { outcome, rows, text }
     }
 }
 
@@ -212,24 +216,18 @@ impl<'u> Rows<'u> {
         }
     }
 
-    /// The row of `unit`, its strings copied to the text.
-    fn row(
-        &mut self,
-        unit: &Unit<'u>,
-        outcome: Outcome,
-        attempts: u32,
-        error: Option<String>,
-    ) -> Row {
-        Row {
+    /// Adds the row of `unit`, its strings copied to the text.
+    fn push(&mut self, unit: &Unit<'u>, outcome: Outcome, attempts: u32, redelivered: bool) {
+        self.rows.push(Row {
             shard_id: self.shard_id.push(&mut self.text, unit.meta.shard_id()),
             sequence_number: self.sequence_number.push(&mut self.text, unit.meta.sequence_number),
             partition_key: unit.meta.partition_key.map(|key| push(&mut self.text, key)),
             sub_sequence_number: unit.meta.sub_sequence_number(),
             outcome,
             attempts,
-            error,
-            redelivered: false,
-        }
+            error: None,
+            redelivered,
+        });
     }
 }
 

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use super::config::{EventSourceMapping, UnknownItemIdentifier};
 use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD};
-use super::report::OnFailureRecord;
+use super::report::{Log, OnFailureRecord};
 use super::{Function, Invocation, SimulatedStream, StreamRecord, MAX_PAYLOAD};
 use crate::sequence;
 
@@ -41,16 +41,6 @@ pub(super) struct Shared {
     /// Deliveries per record, per shard.
     pub(super) deliveries: Mutex<Vec<Vec<u32>>>,
     pub(super) log: Mutex<Log>,
-}
-
-#[derive(Default)]
-pub(super) struct Log {
-    pub(super) invocations: usize,
-    pub(super) function_errors: usize,
-    pub(super) timeouts: usize,
-    pub(super) partial_responses: usize,
-    pub(super) discarded: Vec<OnFailureRecord>,
-    pub(super) expired_by_retention: usize,
 }
 
 /// What became of one invocation, for the mapping's rules.

@@ -36,7 +36,8 @@ pub use report::{MappingReport, OnFailureRecord};
 pub use stream::{Put, SimulatedStream, StreamRecord};
 
 use super::MemoryDeadLetter;
-use lanes::{join_all, lane_records, Lane, Log, Shared};
+use lanes::{join_all, lane_records, Lane, Shared};
+use report::Log;
 
 /// The most an invocation payload holds: 6 MB.
 pub const MAX_PAYLOAD: usize = 6 * 1024 * 1024;
@@ -76,13 +77,8 @@ impl EventSourceMapping {
                         .map(move |(i, n)| (records[i].sequence_number.clone(), n))
                 })
                 .collect(),
-            invocations: log.invocations,
-            function_errors: log.function_errors,
-            timeouts: log.timeouts,
-            partial_responses: log.partial_responses,
-            discarded: log.discarded,
-            expired_by_retention: log.expired_by_retention,
             stalled: log.invocations >= self.max_invocations,
+            log,
             dead_letters: self
                 .dead_letters
                 .as_ref()

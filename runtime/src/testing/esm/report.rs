@@ -17,16 +17,22 @@ pub struct OnFailureRecord {
     pub sequence_numbers: Vec<String>,
 }
 
-/// What a simulated run did.
-#[derive(Clone, Debug)]
-pub struct MappingReport {
-    pub(super) deliveries: HashMap<String, u32>,
+/// What the lanes count while they run.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Log {
     pub(super) invocations: usize,
     pub(super) function_errors: usize,
     pub(super) timeouts: usize,
     pub(super) partial_responses: usize,
     pub(super) discarded: Vec<OnFailureRecord>,
     pub(super) expired_by_retention: usize,
+}
+
+/// What a simulated run did.
+#[derive(Clone, Debug)]
+pub struct MappingReport {
+    pub(super) deliveries: HashMap<String, u32>,
+    pub(super) log: Log,
     pub(super) stalled: bool,
     pub(super) dead_letters: Vec<DeadLetter>,
     pub(super) wall_time: Duration,
@@ -50,32 +56,32 @@ impl MappingReport {
 
     /// Invocations of the function.
     pub fn invocations(&self) -> usize {
-        self.invocations
+        self.log.invocations
     }
 
     /// Invocations that ended in a function error.
     pub fn function_errors(&self) -> usize {
-        self.function_errors
+        self.log.function_errors
     }
 
     /// Invocations that ran past the function timeout.
     pub fn timeouts(&self) -> usize {
-        self.timeouts
+        self.log.timeouts
     }
 
     /// Invocations whose response named a record to resume from (a partial batch).
     pub fn partial_responses(&self) -> usize {
-        self.partial_responses
+        self.log.partial_responses
     }
 
     /// What the on-failure destination received.
     pub fn discarded(&self) -> &[OnFailureRecord] {
-        &self.discarded
+        &self.log.discarded
     }
 
     /// Records that passed the stream's retention before they were read.
     pub fn expired_by_retention(&self) -> usize {
-        self.expired_by_retention
+        self.log.expired_by_retention
     }
 
     /// Whether the run stopped at `max_invocations` rather than draining the stream.
