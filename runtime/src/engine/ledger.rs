@@ -103,8 +103,8 @@ impl<'u, 'c> Ledger<'u, 'c> {
         }
     }
 
-    /// Settles a unit that cannot be processed before it starts: undecodable, expired or
-    /// undecodable. Returns `false` when the unit is ready to run.
+    /// Settles a unit that cannot be processed before it starts: undecodable as received
+    /// (its envelope or aggregate) or expired. Returns `false` when the unit is ready to run.
     pub fn settle_before_start(&mut self, unit: u32, started: SystemTime) -> bool {
         let u = &self.units[unit as usize];
         if let Some(decode_error) = u.decode_error() {
