@@ -1,8 +1,6 @@
 //! The local runner: outside Lambda, `run()` processes event files named on the command
 //! line and shows what happened to each record.
 
-use std::io::Write as _;
-
 use lambda_runtime::tracing::subscriber::fmt::format::Writer;
 use lambda_runtime::tracing::subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use lambda_runtime::tracing::subscriber::registry::LookupSpan;
@@ -31,12 +29,11 @@ impl<H: Handler> Processor<H> {
         }
         let mut failed = Vec::new();
         for file in &files {
-            let mut out = std::io::stdout().lock();
             let outcome = match std::fs::read(file) {
                 Ok(payload) if shift_to_now => self.process(arrivals_now(payload)).await,
                 Ok(payload) => self.process(&payload).await,
                 Err(error) => {
-                    writeln!(out, "{file}: cannot read it: {error}")?;
+                    println!("{file}: cannot read it: {error}");
                     failed.push(file.as_str());
                     continue;
                 }
@@ -44,7 +41,8 @@ impl<H: Handler> Processor<H> {
             if outcome.is_err() {
                 failed.push(file.as_str());
             }
-            print_outcome(&mut out, file, &outcome)?;
+            // Locked only once processing is done: the function may print too, from any task.
+            print_outcome(&mut std::io::stdout().lock(), file, &outcome)?;
         }
         match failed.as_slice() {
             [] => Ok(()),
