@@ -3,14 +3,18 @@
 
 use proc_macro2::{Group, Ident, Span, TokenStream, TokenTree};
 use quote::{quote, ToTokens};
-use syn::{Attribute, FnArg, ItemFn, Visibility};
+use syn::{Attribute, FnArg, Type, Visibility};
 
+use crate::item::Function;
 use crate::options::{Format, OnRetriesExhausted, Options};
 use crate::signature::{self, Param, Signature};
 
 /// The attribute's whole expansion.
+///
+/// On any error it still defines `fn NAME() -> Processor<..>`, holding the function as
+/// written, so that call sites add no second wave of errors and IDEs keep working.
 pub fn kinesis_processor(args: TokenStream, item: TokenStream) -> TokenStream {
-    let mut function: ItemFn = match syn::parse2(item.clone()) {
+    let mut function: Function = match syn::parse2(item.clone()) {
         Ok(function) => function,
         Err(_) => {
             let error = syn::Error::new(
@@ -25,10 +29,20 @@ pub fn kinesis_processor(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Vec::new();
     let options = Options::parse(args, &mut errors);
     let signature = signature::check(&function, &mut errors);
+    let krate = match &options.krate {
+        Some(path) => path.to_token_stream(),
+        None => quote!(::kinesis_processor),
+    };
     match signature {
-        Some(signature) if errors.is_empty() => constructor(&function, &signature, &options),
-        // The function is emitted as written, so that the IDE still knows it.
-        _ => with_errors(function.into_token_stream(), errors),
+        // A method stays a method: a constructor cannot hold it.
+        _ if function.sig.receiver().is_some() => with_errors(function.to_token_stream(), errors),
+        Some(signature) if errors.is_empty() => {
+            constructor(&function, &Processor::of(&function, &signature, &options, &krate))
+        }
+        _ => {
+            let processor = Processor::unusable(&function, &krate);
+            with_errors(constructor(&function, &processor), errors)
+        }
     }
 }
 
@@ -37,7 +51,7 @@ fn with_errors(item: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
     quote!(#item #(#errors)*)
 }
 
-fn patch_meta_lifetimes(function: &mut ItemFn) {
+fn patch_meta_lifetimes(function: &mut Function) {
     for input in function.sig.inputs.iter_mut() {
         if let FnArg::Typed(typed) = input {
             signature::add_meta_lifetime(&mut typed.ty);
@@ -45,58 +59,98 @@ fn patch_meta_lifetimes(function: &mut ItemFn) {
     }
 }
 
-/// `fn NAME() -> Processor<impl Handler<State = S>>`, holding the user's function.
-fn constructor(function: &ItemFn, signature: &Signature, options: &Options) -> TokenStream {
-    let krate = match &options.krate {
-        Some(path) => path.to_token_stream(),
-        None => quote!(::kinesis_processor),
-    };
-    let name = &function.sig.ident;
-    let name_text = name.to_string();
-    let vis = &function.vis;
-    let (outer_attrs, inner_attrs) = split_attributes(&function.attrs);
-    let inner = ItemFn { attrs: inner_attrs, vis: Visibility::Inherited, ..function.clone() };
+/// What the constructor returns, and the body that builds it.
+struct Processor {
+    /// `Processor<impl Handler<State = S>[, NeedsState]>`.
+    ty: TokenStream,
+    /// The statements that build it, after the user's function.
+    body: TokenStream,
+}
 
-    let payload = &signature.payload;
-    let state = signature.state.as_ref().map_or_else(|| quote!(()), ToTokens::to_token_stream);
-    let state_init = match signature.state {
-        Some(_) => quote!(::core::option::Option::None),
-        None => quote!(::core::option::Option::Some(())),
-    };
-    let format = match &options.format {
-        Some(format) => format.tokens(&krate),
-        None => Format::Json.tokens(&krate),
-    };
-    // Bound failures (a payload the format cannot decode) point at the payload type;
-    // return-type failures point at the return type. Every
-    // token of those calls carries the span, or rustc falls back to the attribute's.
-    let processor = respan(
-        quote!(#krate::__private::processor::<#format, #payload, #state, _>(
-            #name_text, __kinesis_processor_call, #state_init
-        )),
-        syn::spanned::Spanned::span(payload),
-    );
-    let into_result =
-        respan(quote!(#krate::__private::into_record_result(__result)), signature.return_span);
-    let call = user_call(name, signature);
-    let settings = settings(options, &krate);
-
-    quote! {
-        #(#outer_attrs)*
-        #vis fn #name() -> #krate::Processor<impl #krate::Handler<State = #state>> {
-            #inner
-
+impl Processor {
+    /// The processor of a checked function.
+    fn of(
+        function: &Function,
+        signature: &Signature,
+        options: &Options,
+        krate: &TokenStream,
+    ) -> Self {
+        let payload = &signature.payload;
+        let payload_span = syn::spanned::Spanned::span(payload);
+        let state = signature.state.as_ref();
+        let state_ty = state.map_or_else(|| quote!(()), ToTokens::to_token_stream);
+        let format = match &options.format {
+            Some(format) => format.tokens(krate),
+            None => Format::Json.tokens(krate),
+        };
+        let name_text = function.sig.ident.to_string();
+        // Bound failures (a payload the format cannot decode) point at the payload type, in
+        // the call and in the return type alike, so that rustc reports them once; every
+        // token carries the span, or rustc falls back to the attribute's.
+        let build = match state {
+            Some(state) => {
+                quote!(#krate::__private::processor_needing_state::<#format, #payload, #state, _>)
+            }
+            None => quote!(#krate::__private::processor::<#format, #payload, _>),
+        };
+        let build = respan(quote!(#build(#name_text, __kinesis_processor_call)), payload_span);
+        let into_result =
+            respan(quote!(#krate::__private::into_record_result(__result)), signature.return_span);
+        let call = user_call(&function.sig.ident, signature);
+        let settings = settings(options, krate);
+        let body = quote! {
             #[allow(clippy::needless_lifetimes)]
             async fn __kinesis_processor_call<'a>(
                 __payload: #payload,
                 __meta: &'a #krate::RecordMeta<'a>,
-                __state: &'a #state,
+                __invocation: &'a #krate::Invocation,
+                __state: &'a #state_ty,
             ) -> ::core::result::Result<(), #krate::RecordError> {
                 let __result = #call;
                 #into_result
             }
 
-            #processor #settings
+            #build #settings
+        };
+        let ty = respan(return_type(krate, &state_ty, state.is_some()), payload_span);
+        Processor { ty, body }
+    }
+
+    /// A stand-in for a function whose signature has errors: the same constructor, with
+    /// the state type as far as it can be read, so that `NAME().state(..)` still checks.
+    fn unusable(function: &Function, krate: &TokenStream) -> Self {
+        let state: Option<Type> = signature::state_of(function);
+        let state_ty = state.as_ref().map_or_else(|| quote!(()), ToTokens::to_token_stream);
+        let name_text = function.sig.ident.to_string();
+        let body = match &state {
+            Some(state) => quote!(#krate::__private::unusable_needing_state::<#state>(#name_text)),
+            None => quote!(#krate::__private::unusable(#name_text)),
+        };
+        let ty = return_type(krate, &state_ty, state.is_some());
+        Processor { ty, body }
+    }
+}
+
+/// `Processor<impl Handler<State = S>>`, or `.., NeedsState>` when the function takes a state.
+fn return_type(krate: &TokenStream, state: &TokenStream, needs_state: bool) -> TokenStream {
+    let marker = needs_state.then(|| quote!(, #krate::NeedsState));
+    quote!(#krate::Processor<impl #krate::Handler<State = #state> #marker>)
+}
+
+/// `fn NAME() -> Processor<..>`, holding the user's function as written.
+fn constructor(function: &Function, processor: &Processor) -> TokenStream {
+    let name = &function.sig.ident;
+    let vis = &function.vis;
+    let (outer_attrs, inner_attrs) = split_attributes(&function.attrs);
+    let inner = Function { attrs: inner_attrs, vis: Visibility::Inherited, ..function.clone() };
+    let Processor { ty, body } = processor;
+    quote! {
+        #(#outer_attrs)*
+        #vis fn #name() -> #ty {
+            #[allow(dead_code)]
+            #inner
+
+            #body
         }
     }
 }
@@ -123,6 +177,7 @@ fn user_call(name: &Ident, signature: &Signature) -> TokenStream {
     let args = signature.params.iter().map(|param| match param {
         Param::Payload => quote!(__payload),
         Param::Meta => quote!(__meta),
+        Param::Invocation => quote!(__invocation),
         Param::State => quote!(__state),
     });
     if signature.is_async {

@@ -8,12 +8,13 @@
 #![forbid(unsafe_code)]
 
 mod expand;
+mod item;
 mod options;
 mod signature;
 
 use proc_macro::TokenStream;
 
-/// Turns `async fn NAME(payload: T [, meta: &RecordMeta] [, state: &S]) -> Result<(), E>`
+/// Turns `async fn NAME(payload: T [, meta: &RecordMeta] [, invocation: &Invocation] [, state: &S]) -> Result<(), E>`
 /// into `fn NAME() -> kinesis_processor::Processor<..>`. See the `kinesis_processor` crate.
 #[proc_macro_attribute]
 pub fn kinesis_processor(attr: TokenStream, item: TokenStream) -> TokenStream {

@@ -1,16 +1,19 @@
 //! Checks the attributed function's signature and finds its parameters: the payload, the
-//! optional `&RecordMeta`, the optional shared state `&S`.
+//! optional `&RecordMeta` and `&Invocation`, the optional shared state `&S`.
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
 use syn::visit::Visit;
-use syn::{FnArg, GenericArgument, ItemFn, PathArguments, ReturnType, Type, TypeReference};
+use syn::{FnArg, GenericArgument, PathArguments, ReturnType, Type, TypeReference};
+
+use crate::item::Function;
 
 /// What each parameter is, in the function's order.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub enum Param {
     Payload,
     Meta,
+    Invocation,
     State,
 }
 
@@ -26,7 +29,7 @@ pub struct Signature {
 }
 
 /// Checks `function`; records every problem in `errors` and returns what it could read.
-pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signature> {
+pub fn check(function: &Function, errors: &mut Vec<syn::Error>) -> Option<Signature> {
     let sig = &function.sig;
     check_qualifiers(function, errors);
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
@@ -82,6 +85,9 @@ pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signatur
             Ok(Param::Meta) if params.contains(&Param::Meta) => errors.push(
                 syn::Error::new_spanned(ty, "`&RecordMeta` is already a parameter; take it once"),
             ),
+            Ok(Param::Invocation) if params.contains(&Param::Invocation) => errors.push(
+                syn::Error::new_spanned(ty, "`&Invocation` is already a parameter; take it once"),
+            ),
             Ok(Param::State) if state.is_some() => errors.push(syn::Error::new_spanned(
                 ty,
                 "a `#[kinesis_processor]` function takes at most one state parameter; put \
@@ -114,7 +120,7 @@ pub fn check(function: &ItemFn, errors: &mut Vec<syn::Error>) -> Option<Signatur
     Some(Signature { params, payload, state, is_async: sig.asyncness.is_some(), return_span })
 }
 
-fn check_qualifiers(function: &ItemFn, errors: &mut Vec<syn::Error>) {
+fn check_qualifiers(function: &Function, errors: &mut Vec<syn::Error>) {
     let sig = &function.sig;
     if let Some(token) = &sig.constness {
         errors.push(syn::Error::new_spanned(
@@ -147,11 +153,13 @@ fn classify(position: usize, ty: &Type) -> syn::Result<Param> {
     let reference = as_reference(ty);
     if position == 0 {
         return match reference {
-            Some(r) if is_record_meta(&r.elem) => Err(syn::Error::new_spanned(
-                ty,
-                "the first parameter is the record's payload (`payload: T`); put `&RecordMeta` \
-                 after it",
-            )),
+            Some(r) if is_record_meta(&r.elem) || is_invocation(&r.elem) => {
+                Err(syn::Error::new_spanned(
+                    ty,
+                    "the first parameter is the record's payload (`payload: T`); put \
+                     `&RecordMeta` and `&Invocation` after it",
+                ))
+            }
             Some(_) => Err(syn::Error::new_spanned(
                 ty,
                 "the payload is decoded for each record and passed by value: write `T`, not `&T`",
@@ -161,6 +169,7 @@ fn classify(position: usize, ty: &Type) -> syn::Result<Param> {
     }
     match reference {
         Some(r) if is_record_meta(&r.elem) => Ok(Param::Meta),
+        Some(r) if is_invocation(&r.elem) => Ok(Param::Invocation),
         Some(r) if r.mutability.is_some() => Err(syn::Error::new_spanned(
             ty,
             "the state is shared by every record: take `&S`, not `&mut S`, and use a Mutex or \
@@ -169,8 +178,8 @@ fn classify(position: usize, ty: &Type) -> syn::Result<Param> {
         Some(_) => Ok(Param::State),
         None => Err(syn::Error::new_spanned(
             ty,
-            "after the payload a `#[kinesis_processor]` function takes only `meta: &RecordMeta` \
-             and a shared state `state: &S`",
+            "after the payload a `#[kinesis_processor]` function takes only `meta: &RecordMeta`, \
+             `invocation: &Invocation` and a shared state `state: &S`",
         )),
     }
 }
@@ -191,15 +200,37 @@ fn referent(ty: &Type) -> &Type {
 
 /// Whether `ty` names `RecordMeta` (by its last path segment, so paths and imports work).
 pub fn is_record_meta(ty: &Type) -> bool {
+    last_segment_is(ty, "RecordMeta")
+}
+
+/// Whether `ty` names `Invocation` (by its last path segment).
+fn is_invocation(ty: &Type) -> bool {
+    last_segment_is(ty, "Invocation")
+}
+
+fn last_segment_is(ty: &Type, name: &str) -> bool {
     match ty {
         Type::Path(path) => {
-            path.qself.is_none()
-                && path.path.segments.last().is_some_and(|s| s.ident == "RecordMeta")
+            path.qself.is_none() && path.path.segments.last().is_some_and(|s| s.ident == name)
         }
-        Type::Group(inner) => is_record_meta(&inner.elem),
-        Type::Paren(inner) => is_record_meta(&inner.elem),
+        Type::Group(inner) => last_segment_is(&inner.elem, name),
+        Type::Paren(inner) => last_segment_is(&inner.elem, name),
         _ => false,
     }
+}
+
+/// The state type of a signature that did not pass the checks, read as far as it can be:
+/// the first `&S` or `&mut S` after the payload that is not the metadata or the invocation
+/// (and names a type: no `impl Trait`).
+pub fn state_of(function: &Function) -> Option<Type> {
+    function.sig.inputs.iter().skip(1).find_map(|input| {
+        let FnArg::Typed(typed) = input else {
+            return None;
+        };
+        let reference = as_reference(&typed.ty)?;
+        let named = !is_record_meta(&reference.elem) && !is_invocation(&reference.elem);
+        (named && impl_trait_in(&typed.ty).is_none()).then(|| (*reference.elem).clone())
+    })
 }
 
 /// Gives `RecordMeta` an explicit `'_` where the user elided it: an `async fn` may not

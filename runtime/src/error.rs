@@ -200,13 +200,6 @@ pub enum Error {
     /// A record that is not finished has no usable sequence number, so no checkpoint can be
     /// named for it: the whole batch must be retried.
     Uncheckpointable(String),
-    /// The processor needs its shared state and `.state(..)` was not called.
-    MissingState {
-        /// The processor's name (the attributed function's name).
-        processor: &'static str,
-        /// The type that `.state(..)` must be given.
-        state_type: &'static str,
-    },
     /// Configuration is missing or invalid (an environment variable, an option).
     Config(String),
     /// An I/O error (reading an event file, a lookup table, ...).
@@ -237,11 +230,6 @@ impl fmt::Display for Error {
             Error::Uncheckpointable(why) => {
                 write!(f, "the batch must be retried whole: {why}")
             }
-            Error::MissingState { processor, state_type } => write!(
-                f,
-                "processor `{processor}` needs its state: call `.state(..)` with a \
-                 `{state_type}` before processing"
-            ),
             Error::Config(why) => write!(f, "configuration: {why}"),
             Error::LocalRun(why) => f.write_str(why),
             Error::Io(error) => fmt::Display::fmt(error, f),
@@ -262,6 +250,31 @@ impl StdError for Error {
             Error::Io(error) => Some(error),
             Error::Other(error) => Some(&**error),
             _ => None,
+        }
+    }
+}
+
+impl Error {
+    /// The variant's name, for the `errorType` of Lambda's error response.
+    fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidEvent(_) => "InvalidEvent",
+            Error::Uncheckpointable(_) => "Uncheckpointable",
+            Error::Config(_) => "Config",
+            Error::Io(_) => "Io",
+            Error::LocalRun(_) => "LocalRun",
+            Error::Other(_) => "Other",
+        }
+    }
+}
+
+/// Lambda's error response for a failed invocation: `errorType` names the variant
+/// (`kinesis_processor::InvalidEvent`, ...), `errorMessage` is the message.
+impl From<Error> for lambda_runtime::Diagnostic {
+    fn from(error: Error) -> Self {
+        lambda_runtime::Diagnostic {
+            error_type: format!("kinesis_processor::{}", error.kind()),
+            error_message: error.to_string(),
         }
     }
 }

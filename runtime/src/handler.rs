@@ -2,7 +2,7 @@
 //!
 //! The attribute turns `async fn NAME(payload: T, meta: &RecordMeta, state: &S)` into a
 //! value implementing this trait: a decoder for `T` and a call that borrows the record's
-//! metadata and the shared state for the duration of one attempt. The engine calls it
+//! metadata, the invocation and the shared state for the duration of one attempt. The engine calls it
 //! without boxing: the future's type is the function's own.
 
 use std::future::Future;
@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 
 use crate::decode::Decode;
 use crate::error::{BoxError, RecordError};
+use crate::invocation::Invocation;
 use crate::meta::RecordMeta;
 
 /// A per-record processing function, as produced by `#[kinesis_processor]`.
@@ -21,14 +22,15 @@ use crate::meta::RecordMeta;
     note = "put `#[kinesis_processor]` on an `async fn NAME(payload: T) -> Result<(), E>` and \
             call `NAME()` to get a `Processor`"
 )]
-pub trait Handler: sealed::Sealed {
+pub trait Handler: sealed::Sealed + Send + Sync + 'static {
     /// The decoded payload, the function's first parameter.
-    type Payload;
+    type Payload: Send;
     /// The shared state given with [`Processor::state`](crate::Processor::state); `()` when
-    /// the function takes none.
-    type State;
-    /// The future of one attempt.
-    type Future<'a>: Future<Output = Result<(), RecordError>> + 'a
+    /// the function takes none. Records running at once share it, on any thread.
+    type State: Send + Sync;
+    /// The future of one attempt: `Send`, so that `lambda_runtime` may run invocations on
+    /// any thread, several at once in its concurrent mode.
+    type Future<'a>: Future<Output = Result<(), RecordError>> + Send + 'a
     where
         Self: 'a;
 
@@ -43,6 +45,7 @@ pub trait Handler: sealed::Sealed {
         &'a self,
         payload: Self::Payload,
         meta: &'a RecordMeta<'a>,
+        invocation: &'a Invocation,
         state: &'a Self::State,
     ) -> Self::Future<'a>;
 }
@@ -52,21 +55,21 @@ mod sealed {
     pub trait Sealed {}
 }
 
-/// A function that processes one record: `Fn(T, &RecordMeta, &S) -> impl Future`.
+/// A function that processes one record: `Fn(T, &RecordMeta, &Invocation, &S) -> impl Future`.
 ///
 /// Spelled as a trait with the lifetime as a parameter so that `for<'a> RecordFn<'a, ..>`
 /// can name a future that borrows its arguments, which `Fn` bounds alone cannot.
 pub trait RecordFn<'a, T, S: 'a>:
-    Fn(T, &'a RecordMeta<'a>, &'a S) -> <Self as RecordFn<'a, T, S>>::Future
+    Fn(T, &'a RecordMeta<'a>, &'a Invocation, &'a S) -> <Self as RecordFn<'a, T, S>>::Future
 {
     /// The future of one call.
-    type Future: Future<Output = Result<(), RecordError>> + 'a;
+    type Future: Future<Output = Result<(), RecordError>> + Send + 'a;
 }
 
 impl<'a, T, S: 'a, F, Fut> RecordFn<'a, T, S> for F
 where
-    F: Fn(T, &'a RecordMeta<'a>, &'a S) -> Fut,
-    Fut: Future<Output = Result<(), RecordError>> + 'a,
+    F: Fn(T, &'a RecordMeta<'a>, &'a Invocation, &'a S) -> Fut,
+    Fut: Future<Output = Result<(), RecordError>> + Send + 'a,
 {
     type Future = Fut;
 }
@@ -88,8 +91,10 @@ impl<F, T, S, Format> sealed::Sealed for FnHandler<F, T, S, Format> {}
 
 impl<F, T, S, Format> Handler for FnHandler<F, T, S, Format>
 where
-    F: for<'a> RecordFn<'a, T, S>,
-    Format: Decode<T>,
+    F: for<'a> RecordFn<'a, T, S> + Send + Sync + 'static,
+    T: Send + 'static,
+    S: Send + Sync + 'static,
+    Format: Decode<T> + 'static,
 {
     type Payload = T;
     type State = S;
@@ -106,7 +111,13 @@ where
         Format::decode(data)
     }
 
-    fn call<'a>(&'a self, payload: T, meta: &'a RecordMeta<'a>, state: &'a S) -> Self::Future<'a> {
-        (self.function)(payload, meta, state)
+    fn call<'a>(
+        &'a self,
+        payload: T,
+        meta: &'a RecordMeta<'a>,
+        invocation: &'a Invocation,
+        state: &'a S,
+    ) -> Self::Future<'a> {
+        (self.function)(payload, meta, invocation, state)
     }
 }

@@ -31,9 +31,15 @@
 //!
 //! # The function
 //!
-//! `async fn NAME(payload: T [, meta: &RecordMeta] [, state: &S]) -> Result<(), E>` (or a
-//! plain `fn`), with `E: Into<RecordError>`. The attribute replaces it with
-//! `fn NAME() -> Processor<..>`, keeping its visibility and docs. Options:
+//! `async fn NAME(payload: T [, meta: &RecordMeta] [, invocation: &Invocation] [, state: &S])
+//! -> Result<(), E>` (or a plain `fn`), with `E: Into<RecordError>`; after the payload the
+//! other parameters come in any order, [`RecordMeta`] and [`Invocation`] recognised by
+//! name. The attribute replaces it with `fn NAME() -> Processor<..>`, keeping its
+//! visibility and docs. A function that takes a state `&S` cannot run until
+//! [`.state(..)`](Processor::state) gives it one: without it, `run`, `process` and
+//! `into_service` do not compile. The function's future must be `Send` and its state
+//! `Sync`: records run at once, and `lambda_runtime` may run invocations on any thread.
+//! Options:
 //!
 //! | option | meaning | default |
 //! |---|---|---|
@@ -80,6 +86,7 @@
 //! | unit | what the function is called with: a plain record, or one user record of an aggregate | `batch::units` |
 //! | undecodable | a unit that cannot be processed as received (envelope, base64, aggregate or payload format); dead-lettered with reason `decode_error`, its text the *decode error* | `batch::record`, `engine::attempt` |
 //! | attempt | one call of the function for a unit; retries are further attempts | `engine::attempt` |
+//! | invocation | one call of the Lambda function, with one payload: its request id, deadline and trace ([`Invocation`]) | `invocation` |
 //! | deadline | when Lambda ends the invocation | `engine::deadline` |
 //! | stop | the batch starts no more units: after a reported failure, or at the deadline less `deadline_margin` | `engine::ledger`, `engine::deadline` |
 //! | timed out | the outcome of a unit still running at that stop | [`Outcome::TimedOut`] |
@@ -88,6 +95,33 @@
 //! | redelivered | at or after the checkpoint: Lambda delivers it again | `engine::ledger` |
 //! | dead letter | the envelope of a unit sent to a sink instead of being reported | [`dead_letter`] |
 //! | report | [`BatchReport`] (a row per unit), [`BatchOutcome`] (response and counts), [`BatchSummary`] (the counts) | `report` |
+//!
+//! # Using your own Lambda loop
+//!
+//! [`run`](Processor::run) is the short way: it installs a `tracing` subscriber and serves
+//! `lambda_runtime::run(processor.into_service())` (or, outside Lambda, replays event files).
+//! [`into_service`](Processor::into_service) gives the same processor as a tower
+//! [`ProcessorService`], cheap to clone, for a loop of your own:
+//!
+//! ```no_run
+//! # use kinesis_processor::{kinesis_processor, RecordError};
+//! # #[kinesis_processor(format = text)]
+//! # async fn track(_line: String) -> Result<(), RecordError> { Ok(()) }
+//! # async fn serve() -> Result<(), lambda_runtime::Error> {
+//! // Behind tower layers: your own, or lambda_runtime's OpenTelemetry layer.
+//! let layer = lambda_runtime::layers::TracingLayer::new();
+//! lambda_runtime::Runtime::new(track().into_service()).layer(layer).run().await?;
+//!
+//! // On Lambda's concurrent mode (`lambda_runtime` feature `concurrency-tokio`): one
+//! // process takes several invocations at once; they share the state and the sink, and
+//! // each answers with its own checkpoint.
+//! // lambda_runtime::run_concurrent(track().into_service()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! The service answers each invocation as `run` does: the response, the invocation's EMF
+//! metrics on standard output, an [`Error`] logged and returned (Lambda then retries the
+//! whole batch). Set a subscriber yourself, e.g. `lambda_runtime::tracing::init_default_subscriber()`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
@@ -99,6 +133,7 @@ pub mod decode;
 mod engine;
 mod error;
 mod handler;
+mod invocation;
 mod lambda;
 mod meta;
 pub mod metrics;
@@ -112,8 +147,9 @@ pub mod testing;
 pub use engine::Outcome;
 pub use error::{BoxError, Error, RecordError, RecordErrorKind};
 pub use handler::Handler;
+pub use invocation::Invocation;
 pub use kinesis_processor_macros::kinesis_processor;
-pub use lambda::{Processor, SYNTHETIC_TIMEOUT};
+pub use lambda::{HasState, NeedsState, Processor, ProcessorService, SYNTHETIC_TIMEOUT};
 pub use meta::RecordMeta;
 pub use report::{BatchOutcome, BatchReport, BatchSummary, RecordOutcome};
 pub use settings::OnRetriesExhausted;
@@ -121,23 +157,62 @@ pub use settings::OnRetriesExhausted;
 /// What the attribute's expansion calls; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    use crate::decode::Decode;
+    use serde::de::IgnoredAny;
+
+    use crate::decode::{Decode, Json};
     use crate::handler::{FnHandler, Handler};
-    use crate::{Processor, RecordError};
+    use crate::{Invocation, NeedsState, Processor, RecordError, RecordMeta};
 
     pub use crate::handler::RecordFn;
 
-    /// The processor for an attributed function.
-    pub fn processor<Format, T, S, F>(
+    /// The processor for an attributed function that takes no state.
+    pub fn processor<Format, T, F>(
         name: &'static str,
         function: F,
-        state: Option<S>,
-    ) -> Processor<impl Handler<Payload = T, State = S>>
+    ) -> Processor<impl Handler<Payload = T, State = ()>>
     where
-        Format: Decode<T>,
-        F: for<'a> RecordFn<'a, T, S>,
+        Format: Decode<T> + 'static,
+        T: Send + 'static,
+        F: for<'a> RecordFn<'a, T, ()> + Send + Sync + 'static,
     {
-        Processor::new(FnHandler::<F, T, S, Format>::new(name, function), state)
+        Processor::new(FnHandler::<F, T, (), Format>::new(name, function), ())
+    }
+
+    /// The processor for an attributed function that takes a state `&S`, waiting for
+    /// `.state(..)`.
+    pub fn processor_needing_state<Format, T, S, F>(
+        name: &'static str,
+        function: F,
+    ) -> Processor<impl Handler<Payload = T, State = S>, NeedsState>
+    where
+        Format: Decode<T> + 'static,
+        T: Send + 'static,
+        S: Send + Sync + 'static,
+        F: for<'a> RecordFn<'a, T, S> + Send + Sync + 'static,
+    {
+        Processor::needing_state(FnHandler::<F, T, S, Format>::new(name, function))
+    }
+
+    /// What the constructor of a function with signature errors returns, so that its call
+    /// sites type-check while the errors are fixed. It never runs: the crate does not compile.
+    pub fn unusable(name: &'static str) -> Processor<impl Handler<State = ()>> {
+        Processor::new(FnHandler::<_, IgnoredAny, (), Json>::new(name, unusable_call), ())
+    }
+
+    /// [`unusable`], for a function that takes a state `&S`.
+    pub fn unusable_needing_state<S: Send + Sync + 'static>(
+        name: &'static str,
+    ) -> Processor<impl Handler<State = S>, NeedsState> {
+        Processor::needing_state(FnHandler::<_, IgnoredAny, S, Json>::new(name, unusable_call))
+    }
+
+    fn unusable_call<S>(
+        _: IgnoredAny,
+        _: &RecordMeta<'_>,
+        _: &Invocation,
+        _: &S,
+    ) -> std::future::Ready<Result<(), RecordError>> {
+        std::future::ready(Err(RecordError::reject("the processing function did not compile")))
     }
 
     /// A duration the macro checked at compile time.

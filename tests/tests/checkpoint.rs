@@ -96,12 +96,3 @@ async fn an_unfinished_record_without_a_sequence_number_fails_the_whole_batch() 
     assert!(matches!(err, Error::Uncheckpointable(_)), "{err}");
     assert!(err.to_string().contains("no valid sequence number"), "{err}");
 }
-
-#[tokio::test]
-async fn a_missing_state_is_a_clear_error() {
-    let err = scripted().process(TestBatch::new().text("a").build()).await.unwrap_err();
-    assert!(matches!(err, Error::MissingState { processor: "scripted", .. }));
-    let message = err.to_string();
-    assert!(message.contains("call `.state(..)`"), "{message}");
-    assert!(message.contains("Mutex<alloc::vec::Vec<alloc::string::String>>"), "{message}");
-}

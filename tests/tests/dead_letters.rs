@@ -240,3 +240,44 @@ async fn the_response_waits_for_the_sink_to_answer() {
         Outcome::DeadLettered(DeadLetterReason::Rejected)
     );
 }
+
+#[tokio::test]
+async fn a_sink_chosen_at_run_time_works_boxed_or_optional() {
+    use kinesis_processor::dead_letter::DynDeadLetterSink;
+
+    let batch = TestBatch::new().json(&click("/a")).json(&click(""));
+    let poison = batch.sequence_numbers()[1].clone();
+    let payload = batch.build();
+
+    // A boxed sink takes the letters as the sink inside it would.
+    let memory = MemoryDeadLetter::default();
+    let boxed: Box<dyn DynDeadLetterSink> = Box::new(memory.clone());
+    let report = track().dead_letter(boxed).process(&payload).await.unwrap();
+    assert!(report.response().batch_item_failures.is_empty());
+    assert_eq!(memory.records().len(), 1);
+
+    // `Some(sink)` is the sink.
+    let memory = MemoryDeadLetter::default();
+    let report = track().dead_letter(Some(memory.clone())).process(&payload).await.unwrap();
+    assert!(report.response().batch_item_failures.is_empty());
+    assert_eq!(memory.records().len(), 1);
+
+    // `None` is no sink at all: the poison record is reported, as without `.dead_letter`.
+    let none: Option<Box<dyn DynDeadLetterSink>> = None;
+    let report = track().dead_letter(none).process(&payload).await.unwrap();
+    let without = track().process(&payload).await.unwrap();
+    let failures = |report: &kinesis_processor::BatchReport| {
+        report
+            .response()
+            .batch_item_failures
+            .iter()
+            .map(|f| f.item_identifier.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(failures(&report), [Some(poison)]);
+    assert_eq!(failures(&report), failures(&without));
+    assert_eq!(
+        report.records().nth(1).unwrap().outcome(),
+        without.records().nth(1).unwrap().outcome()
+    );
+}

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use kinesis_processor::testing::{
-    EventSourceMapping, FnFunction, Invocation, MemoryDeadLetter, SimulatedStream,
+    EventSourceMapping, FnFunction, InvocationResult, MemoryDeadLetter, SimulatedStream,
     UnknownItemIdentifier, MAX_PAYLOAD,
 };
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
@@ -27,8 +27,8 @@ fn sequence_numbers(payload: &[u8]) -> Vec<String> {
 /// A function that records its batches and answers with `respond(batch, invocation)`.
 fn scripted(
     batches: &Batches,
-    respond: impl Fn(&[String], usize) -> Invocation,
-) -> FnFunction<impl Fn(Vec<u8>) -> std::future::Ready<Invocation>> {
+    respond: impl Fn(&[String], usize) -> InvocationResult,
+) -> FnFunction<impl Fn(Vec<u8>) -> std::future::Ready<InvocationResult>> {
     let batches = batches.clone();
     FnFunction(move |payload: Vec<u8>| {
         let batch = sequence_numbers(&payload);
@@ -45,12 +45,14 @@ fn stream_of(records: usize) -> (SimulatedStream, Vec<String>) {
     (stream, sequence_numbers)
 }
 
-fn ok() -> Invocation {
-    Invocation::Response(json!({ "batchItemFailures": [] }))
+fn ok() -> InvocationResult {
+    InvocationResult::Response(json!({ "batchItemFailures": [] }))
 }
 
-fn failing_at(sequence_number: &str) -> Invocation {
-    Invocation::Response(json!({ "batchItemFailures": [{ "itemIdentifier": sequence_number }] }))
+fn failing_at(sequence_number: &str) -> InvocationResult {
+    InvocationResult::Response(
+        json!({ "batchItemFailures": [{ "itemIdentifier": sequence_number }] }),
+    )
 }
 
 fn sizes(batches: &Batches) -> Vec<usize> {
@@ -108,7 +110,7 @@ async fn the_lowest_reported_sequence_number_is_the_checkpoint() {
     let (third, fifth) = (sequence_numbers[2].clone(), sequence_numbers[4].clone());
     let function = scripted(&batches, move |_, n| {
         if n == 1 {
-            Invocation::Response(
+            InvocationResult::Response(
                 json!({ "batchItemFailures": [{ "itemIdentifier": fifth }, { "itemIdentifier": third }] }),
             )
         } else {
@@ -137,7 +139,10 @@ async fn empty_or_null_responses_are_complete_successes() {
         let batches = Batches::default();
         let answer = response.clone();
         let report = EventSourceMapping::new()
-            .run(&stream, &scripted(&batches, move |_, _| Invocation::Response(answer.clone())))
+            .run(
+                &stream,
+                &scripted(&batches, move |_, _| InvocationResult::Response(answer.clone())),
+            )
             .await;
         assert_eq!(report.invocations(), 1, "{response}");
         assert_eq!(report.duplicates(), 0, "{response}");
@@ -160,11 +165,13 @@ async fn empty_null_or_misnamed_identifiers_fail_the_whole_batch() {
         let (stream, sequence_numbers) = stream_of(5);
         let batches = Batches::default();
         let answer = response.clone();
-        let function =
-            scripted(
-                &batches,
-                move |_, n| if n == 1 { Invocation::Response(answer.clone()) } else { ok() },
-            );
+        let function = scripted(&batches, move |_, n| {
+            if n == 1 {
+                InvocationResult::Response(answer.clone())
+            } else {
+                ok()
+            }
+        });
         EventSourceMapping::new().run(&stream, &function).await;
         assert_eq!(
             batches.lock().unwrap()[1],
@@ -216,7 +223,7 @@ async fn without_report_batch_item_failures_the_response_is_ignored() {
 async fn function_errors_retry_the_whole_batch_then_discard_it_to_the_destination() {
     let (stream, sequence_numbers) = stream_of(3);
     let batches = Batches::default();
-    let function = scripted(&batches, |_, _| Invocation::Error("boom".into()));
+    let function = scripted(&batches, |_, _| InvocationResult::Error("boom".into()));
     let report = EventSourceMapping::new().maximum_retry_attempts(2).run(&stream, &function).await;
     assert_eq!(sizes(&batches), [3, 3, 3], "the first attempt and two retries, whole");
     assert_eq!(report.function_errors(), 3);
@@ -242,7 +249,8 @@ async fn function_errors_retry_the_whole_batch_then_discard_it_to_the_destinatio
 async fn a_timeout_retries_the_whole_batch() {
     let (stream, _) = stream_of(4);
     let batches = Batches::default();
-    let function = scripted(&batches, |_, n| if n == 1 { Invocation::TimedOut } else { ok() });
+    let function =
+        scripted(&batches, |_, n| if n == 1 { InvocationResult::TimedOut } else { ok() });
     let report = EventSourceMapping::new().run(&stream, &function).await;
     assert_eq!(sizes(&batches), [4, 4]);
     assert_eq!(report.timeouts(), 1);
@@ -258,7 +266,7 @@ async fn bisection_isolates_the_bad_record_without_spending_retries() {
     let batches = Batches::default();
     let function = scripted(&batches, move |batch, _| {
         if batch.contains(&poison) {
-            Invocation::Error("poison inside".into())
+            InvocationResult::Error("poison inside".into())
         } else {
             ok()
         }

@@ -4,7 +4,7 @@
 //! A click that is not JSON is dead-lettered as undecodable; a click whose IP is not in
 //! the table is rejected (dead-lettered) and the batch moves on.
 
-use kinesis_processor::dead_letter::{LogDeadLetter, SqsDeadLetter};
+use kinesis_processor::dead_letter::{DynDeadLetterSink, LogDeadLetter, SqsDeadLetter};
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
 use serde::{Deserialize, Serialize};
 
@@ -87,17 +87,20 @@ async fn enrich(click: Click, meta: &RecordMeta, geo: &GeoTable) -> Result<(), R
 async fn main() -> Result<(), kinesis_processor::Error> {
     // Cold-start set-up: the lookup table is read once, not per record.
     let geo = GeoTable::parse(include_str!("../geo.csv"))?;
-    let processor = enrich().state(geo);
-    // Where poison clicks go: the SQS queue the template creates, when deployed; the log
-    // locally. `DEAD_LETTERS=none` reports them to Lambda instead, so that they are
-    // delivered again (and hold up their shard until they expire).
+    enrich().state(geo).dead_letter(dead_letters().await?).run().await
+}
+
+/// Where poison clicks go: the SQS queue the template creates, when deployed; the log
+/// locally. `DEAD_LETTERS=none` reports them to Lambda instead (no sink), so that they are
+/// delivered again (and hold up their shard until they expire).
+async fn dead_letters() -> Result<Option<Box<dyn DynDeadLetterSink>>, kinesis_processor::Error> {
     if std::env::var_os("DEAD_LETTER_QUEUE_URL").is_some() {
         let queue = SqsDeadLetter::from_env("DEAD_LETTER_QUEUE_URL").await?;
-        return processor.dead_letter(queue).run().await;
+        return Ok(Some(Box::new(queue)));
     }
     match std::env::var("DEAD_LETTERS").as_deref() {
-        Ok("none") => processor.run().await,
-        Ok("log") | Err(_) => processor.dead_letter(LogDeadLetter::new()).run().await,
+        Ok("none") => Ok(None),
+        Ok("log") | Err(_) => Ok(Some(Box::new(LogDeadLetter::new()))),
         Ok(other) => Err(kinesis_processor::Error::Config(format!(
             "DEAD_LETTERS={other}: expected `log` or `none`"
         ))),

@@ -95,6 +95,13 @@ pub trait DeadLetterSink: Send + Sync + 'static {
     fn logs_each_letter(&self) -> bool {
         false
     }
+
+    /// Whether the sink takes letters at all (`true` unless overridden). `None` as a sink
+    /// does not, and a processor given it behaves as one given no sink: permanent
+    /// failures are reported to Lambda.
+    fn takes_letters(&self) -> bool {
+        true
+    }
 }
 
 impl<S: DeadLetterSink> DeadLetterSink for Arc<S> {
@@ -111,6 +118,110 @@ impl<S: DeadLetterSink> DeadLetterSink for Arc<S> {
 
     fn logs_each_letter(&self) -> bool {
         (**self).logs_each_letter()
+    }
+
+    fn takes_letters(&self) -> bool {
+        (**self).takes_letters()
+    }
+}
+
+/// A sink chosen at run time: `Some(sink)`, or `None` for no sink at all.
+///
+/// ```
+/// use kinesis_processor::dead_letter::LogDeadLetter;
+/// # use kinesis_processor::{kinesis_processor, RecordError};
+/// # #[kinesis_processor(format = text)]
+/// # async fn store(_line: String) -> Result<(), RecordError> { Ok(()) }
+///
+/// let log = std::env::var("DEAD_LETTERS").as_deref() != Ok("none");
+/// let processor = store().dead_letter(log.then(LogDeadLetter::new));
+/// # let _ = processor;
+/// ```
+impl<S: DeadLetterSink> DeadLetterSink for Option<S> {
+    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), SinkError>> {
+        match self {
+            Some(sink) => sink.send(letters).await,
+            None => vec![Err(SinkError::new("no dead-letter sink is configured")); letters.len()],
+        }
+    }
+
+    fn batch_size(&self) -> usize {
+        self.as_ref().map_or(10, DeadLetterSink::batch_size)
+    }
+
+    fn logs_each_letter(&self) -> bool {
+        self.as_ref().is_some_and(DeadLetterSink::logs_each_letter)
+    }
+
+    fn takes_letters(&self) -> bool {
+        self.as_ref().is_some_and(DeadLetterSink::takes_letters)
+    }
+}
+
+/// A dead-letter sink behind a pointer, so that a program can choose one at run time:
+/// every [`DeadLetterSink`] is one, and `Box<dyn DynDeadLetterSink>` is a sink again.
+///
+/// ```
+/// use kinesis_processor::dead_letter::{DynDeadLetterSink, LogDeadLetter};
+/// # #[cfg(feature = "testing")] {
+/// use kinesis_processor::testing::MemoryDeadLetter;
+/// # use kinesis_processor::{kinesis_processor, RecordError};
+/// # #[kinesis_processor(format = text)]
+/// # async fn store(_line: String) -> Result<(), RecordError> { Ok(()) }
+///
+/// let sink: Box<dyn DynDeadLetterSink> = if std::env::var_os("IN_MEMORY").is_some() {
+///     Box::new(MemoryDeadLetter::new())
+/// } else {
+///     Box::new(LogDeadLetter::new())
+/// };
+/// let processor = store().dead_letter(sink);
+/// # let _ = processor;
+/// # }
+/// ```
+pub trait DynDeadLetterSink: Send + Sync + 'static {
+    /// [`DeadLetterSink::send`], with its future boxed.
+    fn send_dyn<'a>(&'a self, letters: &'a [DeadLetter]) -> SendFuture<'a>;
+    /// [`DeadLetterSink::batch_size`].
+    fn batch_size_dyn(&self) -> usize;
+    /// [`DeadLetterSink::logs_each_letter`].
+    fn logs_each_letter_dyn(&self) -> bool;
+    /// [`DeadLetterSink::takes_letters`].
+    fn takes_letters_dyn(&self) -> bool;
+}
+
+impl<S: DeadLetterSink> DynDeadLetterSink for S {
+    fn send_dyn<'a>(&'a self, letters: &'a [DeadLetter]) -> SendFuture<'a> {
+        Box::pin(self.send(letters))
+    }
+
+    fn batch_size_dyn(&self) -> usize {
+        self.batch_size()
+    }
+
+    fn logs_each_letter_dyn(&self) -> bool {
+        self.logs_each_letter()
+    }
+
+    fn takes_letters_dyn(&self) -> bool {
+        self.takes_letters()
+    }
+}
+
+impl DeadLetterSink for Box<dyn DynDeadLetterSink> {
+    async fn send(&self, letters: &[DeadLetter]) -> Vec<Result<(), SinkError>> {
+        (**self).send_dyn(letters).await
+    }
+
+    fn batch_size(&self) -> usize {
+        (**self).batch_size_dyn()
+    }
+
+    fn logs_each_letter(&self) -> bool {
+        (**self).logs_each_letter_dyn()
+    }
+
+    fn takes_letters(&self) -> bool {
+        (**self).takes_letters_dyn()
     }
 }
 
@@ -141,8 +252,7 @@ impl std::fmt::Display for SinkError {
 impl std::error::Error for SinkError {}
 
 /// A boxed future of one sink call.
-pub(crate) type SendFuture<'a> =
-    Pin<Box<dyn Future<Output = Vec<Result<(), SinkError>>> + Send + 'a>>;
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = Vec<Result<(), SinkError>>> + Send + 'a>>;
 
 /// The object-safe face of [`DeadLetterSink`], so a `Processor` can hold any sink.
 pub(crate) trait ErasedSink: Send + Sync {

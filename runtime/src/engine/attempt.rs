@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::batch::Unit;
 use crate::error::RecordError;
 use crate::handler::Handler;
+use crate::invocation::Invocation;
 use crate::settings::Backoff;
 
 /// How a unit's attempts are bounded.
@@ -62,15 +63,18 @@ impl From<String> for Undecodable {
 pub(crate) async fn attempt<'a, H: Handler>(
     handler: &'a H,
     state: &'a H::State,
+    invocation: &'a Invocation,
     unit: &'a Unit<'a>,
     payload: H::Payload,
     policy: &'a RetryPolicy,
 ) -> Attempted {
-    let span = record_span(unit, 1);
-    let mut call = pin!(handler.call(payload, &unit.meta, state));
+    let span = record_span(unit, invocation, 1);
+    let mut call = pin!(handler.call(payload, &unit.meta, invocation, state));
     match poll_fn(|task| poll_in_span(call.as_mut(), &span, task)).await {
         Ok(()) => Attempted { attempts: 1, result: AttemptResult::Succeeded },
-        Err(error) => Box::pin(after_failure(handler, state, unit, policy, error)).await,
+        Err(error) => {
+            Box::pin(after_failure(handler, state, invocation, unit, policy, error)).await
+        }
     }
 }
 
@@ -79,6 +83,7 @@ pub(crate) async fn attempt<'a, H: Handler>(
 async fn after_failure<'a, H: Handler>(
     handler: &'a H,
     state: &'a H::State,
+    invocation: &'a Invocation,
     unit: &'a Unit<'a>,
     policy: &'a RetryPolicy,
     mut error: RecordError,
@@ -114,8 +119,8 @@ async fn after_failure<'a, H: Handler>(
             }
         };
         attempts += 1;
-        let span = record_span(unit, attempts);
-        let mut call = pin!(handler.call(payload, &unit.meta, state));
+        let span = record_span(unit, invocation, attempts);
+        let mut call = pin!(handler.call(payload, &unit.meta, invocation, state));
         match poll_fn(|task| poll_in_span(call.as_mut(), &span, task)).await {
             Ok(()) => return Attempted { attempts, result: AttemptResult::Succeeded },
             Err(failure) => error = failure,
@@ -143,7 +148,7 @@ where
 /// The span of one attempt; `Span::none()` when no subscriber takes debug spans, since
 /// the macro's disabled span still asks `log` on every enter and exit (`lambda_runtime`
 /// turns on `tracing`'s `log` feature).
-fn record_span(unit: &Unit<'_>, attempts: u32) -> tracing::Span {
+fn record_span(unit: &Unit<'_>, invocation: &Invocation, attempts: u32) -> tracing::Span {
     if !tracing::level_enabled!(tracing::Level::DEBUG) {
         return tracing::Span::none();
     }
@@ -153,6 +158,7 @@ fn record_span(unit: &Unit<'_>, attempts: u32) -> tracing::Span {
         sub_sequence_number = unit.meta.sub_sequence_number(),
         partition_key = unit.meta.partition_key,
         attempt = attempts,
+        xray_trace_id = invocation.xray_trace_id(),
     )
 }
 

@@ -24,10 +24,11 @@ pub(super) async fn drive<'u, H: Handler>(
     cx: &Context<'_>,
 ) {
     let margin = cx.settings.deadline_margin;
-    let stop_at = cx.deadline.checked_sub(margin).unwrap_or_else(Instant::now);
+    let deadline = cx.invocation.deadline_instant();
+    let stop_at = deadline.checked_sub(margin).unwrap_or_else(Instant::now);
     // Dead letters may still be sent after the stop, until a quarter of the margin is left
     // for the response itself.
-    let sends_end = cx.deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
+    let sends_end = deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
     let policy =
         RetryPolicy { retries: cx.settings.retries, backoff: cx.settings.backoff, stop_at };
     let concurrency = cx.settings.concurrency.max(1);
@@ -63,7 +64,14 @@ pub(super) async fn drive<'u, H: Handler>(
                     ledger.running(unit);
                     slots.place(
                         unit,
-                        attempt(handler, state, &units[unit as usize], payload, &policy),
+                        attempt(
+                            handler,
+                            state,
+                            cx.invocation,
+                            &units[unit as usize],
+                            payload,
+                            &policy,
+                        ),
                     );
                 }
                 Err(undecodable) => ledger.undecodable(unit, undecodable),

@@ -388,7 +388,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             error: error.to_owned(),
             attempts: self.attempts[unit as usize],
             function_name: self.cx.function_name.to_owned(),
-            request_id: self.cx.request_id.to_owned(),
+            request_id: self.cx.invocation.request_id().to_owned(),
             event_source_arn: meta.source.event_source_arn.map(str::to_owned),
             shard_id: meta.shard_id().map(str::to_owned),
             sequence_number: u.checkpoint().map(str::to_owned),
@@ -445,11 +445,10 @@ pub(super) fn at_or_after(unit: &Unit<'_>, checkpoint: Option<&str>) -> bool {
 mod tests {
     use std::time::Duration;
 
-    use tokio::time::Instant;
-
     use super::*;
     use crate::dead_letter::{ErasedSink, LogDeadLetter};
     use crate::error::RecordError;
+    use crate::invocation::Invocation;
     use crate::settings::Settings;
 
     /// A unit of its own key with this sequence number (`""`: none that is valid).
@@ -458,10 +457,14 @@ mod tests {
     }
 
     fn context<'c>(settings: &'c Settings, sink: Option<&'c dyn ErasedSink>) -> Context<'c> {
+        // One invocation for every test of the thread: contexts borrow it.
+        thread_local! {
+            static INVOCATION: &'static Invocation =
+                Box::leak(Box::new(Invocation::local(Duration::from_secs(60))));
+        }
         Context {
-            request_id: "request",
+            invocation: INVOCATION.with(|invocation| *invocation),
             function_name: "function",
-            deadline: Instant::now() + Duration::from_secs(60),
             started: SystemTime::now(),
             settings,
             sink,

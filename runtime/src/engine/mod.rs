@@ -22,6 +22,7 @@ use crate::batch::{self, Unit};
 use crate::dead_letter::ErasedSink;
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::invocation::Invocation;
 use crate::settings::Settings;
 use ledger::Ledger;
 pub use outcome::Outcome;
@@ -29,10 +30,9 @@ pub(crate) use outcome::{Conclude, Settled};
 
 /// What one invocation runs with.
 pub(crate) struct Context<'c> {
-    pub request_id: &'c str,
+    /// The invocation: request id, deadline, trace.
+    pub invocation: &'c Invocation,
     pub function_name: &'c str,
-    /// When Lambda ends the invocation.
-    pub deadline: Instant,
     /// The wall-clock time the invocation started, for record ages.
     pub started: SystemTime,
     pub settings: &'c Settings,

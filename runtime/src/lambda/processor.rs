@@ -1,8 +1,6 @@
 //! [`Processor`]: a processing function with its state, sink and settings, ready to be run
 //! in Lambda, invoked in tests, or replayed locally.
 
-use std::any::type_name;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
@@ -12,6 +10,7 @@ use crate::dead_letter::{DeadLetterSink, ErasedSink};
 use crate::engine::{self, Conclude, Context};
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::invocation::Invocation;
 use crate::metrics::MetricsSettings;
 use crate::report::{BatchOutcome, BatchReport};
 use crate::settings::{OnRetriesExhausted, Settings};
@@ -47,17 +46,48 @@ pub const SYNTHETIC_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 /// assert!(report.response().batch_item_failures.is_empty());
 /// # });
 /// ```
-pub struct Processor<H: Handler> {
+pub struct Processor<H: Handler, S = <H as Handler>::State> {
     handler: H,
-    state: Option<H::State>,
+    state: S,
     settings: Settings,
     pub(crate) metrics: MetricsSettings,
     sink: Option<Box<dyn ErasedSink>>,
 }
 
+/// The state of a [`Processor`] whose function takes a shared state that
+/// [`state`](Processor::state) has not given yet: such a processor cannot run.
+#[derive(Clone, Copy, Debug)]
+pub struct NeedsState;
+
+/// A processor's state slot that holds the function's state `S`: true of `S` itself, never
+/// of [`NeedsState`]. `run`, `process`, `respond` and `into_service` require it, so that
+/// a missing `.state(..)` is a compile error.
+#[diagnostic::on_unimplemented(
+    message = "this processor's function takes a shared state `&{S}`, and `.state(..)` has \
+               not given it",
+    label = "the processor has no state yet",
+    note = "call `.state(value)` on the processor first, e.g. `NAME().state(value).run()`"
+)]
+pub trait HasState<S> {
+    /// The state.
+    fn given_state(&self) -> &S;
+    /// The state, by value.
+    fn into_given_state(self) -> S;
+}
+
+impl<S> HasState<S> for S {
+    fn given_state(&self) -> &S {
+        self
+    }
+
+    fn into_given_state(self) -> S {
+        self
+    }
+}
+
 impl<H: Handler> Processor<H> {
-    /// A processor for `handler`; `state` is `Some(())` for functions that take none.
-    pub(crate) fn new(handler: H, state: Option<H::State>) -> Self {
+    /// A processor for `handler` with its `state` (`()` for functions that take none).
+    pub(crate) fn new(handler: H, state: H::State) -> Self {
         Processor {
             handler,
             state,
@@ -66,12 +96,26 @@ impl<H: Handler> Processor<H> {
             sink: None,
         }
     }
+}
 
+impl<H: Handler> Processor<H, NeedsState> {
+    /// A processor for `handler`, waiting for [`state`](Self::state).
+    pub(crate) fn needing_state(handler: H) -> Self {
+        Processor {
+            handler,
+            state: NeedsState,
+            settings: Settings::default(),
+            metrics: MetricsSettings::default(),
+            sink: None,
+        }
+    }
+}
+
+impl<H: Handler, S> Processor<H, S> {
     /// Gives the processor the shared state that its function takes by reference (a
     /// lookup table, a client, a connection pool), set up once in `main`.
-    pub fn state(mut self, state: H::State) -> Self {
-        self.state = Some(state);
-        self
+    pub fn state(self, state: H::State) -> Processor<H> {
+        self.map_state(|_| state)
     }
 
     /// Sends poison records to `sink` instead of reporting them to Lambda.
@@ -79,8 +123,11 @@ impl<H: Handler> Processor<H> {
     /// Without a sink, permanent failures are reported like retryable ones, so nothing is
     /// dropped silently; [`LogDeadLetter`](crate::dead_letter::LogDeadLetter) is the
     /// explicit choice to log them and move on.
+    ///
+    /// A sink chosen at run time is an `Option` of a sink (`None`: no sink) or a
+    /// [`Box<dyn DynDeadLetterSink>`](crate::dead_letter::DynDeadLetterSink).
     pub fn dead_letter(mut self, sink: impl DeadLetterSink) -> Self {
-        self.sink = Some(Box::new(sink));
+        self.sink = sink.takes_letters().then(|| Box::new(sink) as Box<dyn ErasedSink>);
         self
     }
 
@@ -169,6 +216,11 @@ impl<H: Handler> Processor<H> {
         self
     }
 
+    /// The function's name.
+    pub fn name(&self) -> &'static str {
+        self.handler.name()
+    }
+
     /// The shared state given with [`state`](Self::state), for a test to inspect after
     /// processing (what a fake client recorded, say).
     ///
@@ -183,15 +235,13 @@ impl<H: Handler> Processor<H> {
     /// }
     ///
     /// let processor = remember().state(Mutex::new(Vec::new()));
-    /// assert_eq!(processor.shared_state().map(|seen| seen.lock().unwrap().len()), Some(0));
+    /// assert_eq!(processor.shared_state().lock().unwrap().len(), 0);
     /// ```
-    pub fn shared_state(&self) -> Option<&H::State> {
-        self.state.as_ref()
-    }
-
-    /// The function's name.
-    pub fn name(&self) -> &'static str {
-        self.handler.name()
+    pub fn shared_state(&self) -> &H::State
+    where
+        S: HasState<H::State>,
+    {
+        self.state.given_state()
     }
 
     /// Processes one invocation payload, the bytes exactly as Lambda sends them, with the
@@ -199,7 +249,10 @@ impl<H: Handler> Processor<H> {
     ///
     /// Per-record failures are in the report; an `Err` means the payload is not a
     /// Kinesis batch, or the batch cannot be acknowledged record by record.
-    pub async fn process(&self, payload: impl AsRef<[u8]>) -> Result<BatchReport, Error> {
+    pub async fn process(&self, payload: impl AsRef<[u8]>) -> Result<BatchReport, Error>
+    where
+        S: HasState<H::State>,
+    {
         self.process_with_deadline(payload, SYNTHETIC_TIMEOUT).await
     }
 
@@ -209,19 +262,22 @@ impl<H: Handler> Processor<H> {
         &self,
         payload: impl AsRef<[u8]>,
         remaining: Duration,
-    ) -> Result<BatchReport, Error> {
-        self.invoke(payload.as_ref(), &local_request_id(), Instant::now() + remaining).await
+    ) -> Result<BatchReport, Error>
+    where
+        S: HasState<H::State>,
+    {
+        self.invoke(payload.as_ref(), &Invocation::local(remaining)).await
     }
 
     /// Processes one invocation payload as the Lambda loop of [`run`](Self::run) does:
     /// the response and the counts, without the row per record of
     /// [`process`](Self::process), which nothing in Lambda reads.
     ///
-    /// For programs that answer Lambda with their own loop: `request_id` is the
-    /// invocation's (dead letters and the batch's span carry it), `remaining` the time left
-    /// before its deadline. Metrics are the caller's to write, with
-    /// [`emf`](Self::emf)`(outcome.summary())`. An `Err` means what it means for
-    /// [`process`](Self::process).
+    /// For programs that answer Lambda with a loop of their own and cannot use
+    /// [`into_service`](Self::into_service): `request_id` is the invocation's (dead letters
+    /// and the batch's span carry it), `remaining` the time left before its deadline.
+    /// Metrics are the caller's to write, with [`emf`](Self::emf)`(outcome.summary())`.
+    /// An `Err` means what it means for [`process`](Self::process).
     ///
     /// ```
     /// # #[cfg(feature = "testing")] {
@@ -247,30 +303,35 @@ impl<H: Handler> Processor<H> {
         payload: impl AsRef<[u8]>,
         request_id: &str,
         remaining: Duration,
-    ) -> Result<BatchOutcome, Error> {
-        self.invoke(payload.as_ref(), request_id, Instant::now() + remaining).await
+    ) -> Result<BatchOutcome, Error>
+    where
+        S: HasState<H::State>,
+    {
+        let invocation = Invocation::new(request_id, Instant::now() + remaining);
+        self.invoke(payload.as_ref(), &invocation).await
     }
 
     /// Processes one invocation into a report of kind `R`.
     pub(crate) async fn invoke<R: Conclude>(
         &self,
         payload: &[u8],
-        request_id: &str,
-        deadline: Instant,
-    ) -> Result<R, Error> {
-        let state = self.checked_state()?;
+        invocation: &Invocation,
+    ) -> Result<R, Error>
+    where
+        S: HasState<H::State>,
+    {
         let function_name = function_name(self.handler.name());
         let cx = Context {
-            request_id,
+            invocation,
             function_name: &function_name,
-            deadline,
             started: SystemTime::now(),
             settings: &self.settings,
             sink: self.sink.as_deref(),
         };
         let span = tracing::info_span!(
             "kinesis_batch",
-            request_id,
+            request_id = invocation.request_id(),
+            xray_trace_id = invocation.xray_trace_id(),
             processor = self.handler.name(),
             stream = tracing::field::Empty,
             shard_id = tracing::field::Empty,
@@ -279,25 +340,26 @@ impl<H: Handler> Processor<H> {
             first_sequence_number = tracing::field::Empty,
             last_sequence_number = tracing::field::Empty,
         );
+        let state = self.state.given_state();
         engine::process_batch(&self.handler, state, payload, &cx).instrument(span).await
     }
 
-    /// The state, or the error saying that `.state(..)` is missing.
-    pub(crate) fn checked_state(&self) -> Result<&H::State, Error> {
-        self.state.as_ref().ok_or(Error::MissingState {
-            processor: self.handler.name(),
-            state_type: type_name::<H::State>(),
-        })
+    /// The same processor with its state in the state's own type.
+    pub(crate) fn ready(self) -> Processor<H>
+    where
+        S: HasState<H::State>,
+    {
+        self.map_state(HasState::into_given_state)
+    }
+
+    /// The same processor with `f` applied to its state.
+    fn map_state<T>(self, f: impl FnOnce(S) -> T) -> Processor<H, T> {
+        let Processor { handler, state, settings, metrics, sink } = self;
+        Processor { handler, state: f(state), settings, metrics, sink }
     }
 }
 
 /// The Lambda function's name when running in Lambda, the processor's name otherwise.
 fn function_name(processor: &str) -> String {
     std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| processor.to_owned())
-}
-
-/// A request id for an invocation that did not come from Lambda.
-fn local_request_id() -> String {
-    static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
-    format!("local-{}", INVOCATIONS.fetch_add(1, Ordering::Relaxed) + 1)
 }

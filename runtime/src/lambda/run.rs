@@ -1,26 +1,31 @@
 //! [`Processor::run`]: the Lambda loop through `lambda_runtime`, or, outside Lambda, the
-//! local runner ([`super::local`]).
+//! local runner ([`super::local`]); and how one Lambda invocation is answered.
 
+use std::future::Future;
 use std::io::Write as _;
+use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use lambda_runtime::{service_fn, LambdaEvent};
+use aws_lambda_events::streams::KinesisEventResponse;
+use lambda_runtime::LambdaEvent;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::processor::Processor;
+use super::processor::{HasState, Processor};
 use crate::error::Error;
 use crate::handler::Handler;
+use crate::invocation::Invocation;
 use crate::metrics;
 use crate::report::{BatchOutcome, BatchSummary};
 
-impl<H: Handler> Processor<H> {
+impl<H: Handler, S> Processor<H, S> {
     /// Runs the processor.
     ///
     /// In Lambda (`AWS_LAMBDA_RUNTIME_API` is set) it serves invocations through
-    /// `lambda_runtime` until the environment shuts down. Outside Lambda it processes the
-    /// event files named on the command line, printing each record's coordinates and
-    /// outcome and then the response, so that a batch can be replayed on a laptop:
+    /// `lambda_runtime::run(self.into_service())` until the environment shuts down. Outside
+    /// Lambda it processes the event files named on the command line, printing each
+    /// record's coordinates and outcome and then the response, so that a batch can be
+    /// replayed on a laptop:
     ///
     /// ```text
     /// cargo run -p clickstream -- examples/clickstream/events/batch.json
@@ -28,33 +33,46 @@ impl<H: Handler> Processor<H> {
     ///
     /// Either way it first installs a `tracing` subscriber that honours
     /// `AWS_LAMBDA_LOG_FORMAT` (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`),
-    /// unless the program has set one.
-    pub async fn run(self) -> Result<(), Error> {
-        self.checked_state()?;
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-            install_default_subscriber(false);
-            self.serve_lambda().await
+    /// unless the program has set one. To put tower layers around the processor or to use
+    /// Lambda's concurrent mode, serve [`into_service`](Self::into_service) yourself.
+    ///
+    /// (The future is boxed so that a missing `.state(..)` is one compile error, not three.)
+    pub fn run(self) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
+    where
+        S: HasState<H::State>,
+    {
+        Box::pin(self.ready().run_ready())
+    }
+}
+
+impl<H: Handler> Processor<H> {
+    async fn run_ready(self) -> Result<(), Error> {
+        let in_lambda = std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some();
+        install_default_subscriber(!in_lambda);
+        if in_lambda {
+            lambda_runtime::run(self.into_service()).await.map_err(Error::Other)
         } else {
-            install_default_subscriber(true);
             let files: Vec<String> = std::env::args().skip(1).collect();
             self.run_locally(&files).await
         }
     }
 
-    async fn serve_lambda(&self) -> Result<(), Error> {
-        let handler = service_fn(|event: LambdaEvent<Box<RawValue>>| async move {
-            let deadline = deadline_of(event.context.deadline);
-            let outcome: BatchOutcome = self
-                .invoke(event.payload.get().as_bytes(), &event.context.request_id, deadline)
-                .await
-                .map_err(|error| -> lambda_runtime::Error {
-                    tracing::error!(error = %error, "invocation failed; Lambda retries the whole batch");
-                    Box::new(error)
-                })?;
-            self.write_metrics(outcome.summary());
-            Ok::<_, lambda_runtime::Error>(outcome.into_response())
-        });
-        lambda_runtime::run(handler).await.map_err(Error::Other)
+    /// Answers one Lambda invocation: the response, the invocation's metrics written, or
+    /// the error logged.
+    pub(crate) async fn answer(
+        &self,
+        event: &LambdaEvent<Box<RawValue>>,
+    ) -> Result<KinesisEventResponse, Error> {
+        let context = &event.context;
+        let invocation = Invocation::new(&context.request_id, deadline_of(context.deadline))
+            .with_function_arn(context.invoked_function_arn.clone())
+            .with_xray_trace_id(context.xray_trace_id.clone());
+        let outcome: BatchOutcome =
+            self.invoke(event.payload.get().as_bytes(), &invocation).await.inspect_err(|error| {
+                tracing::error!(error = %error, "invocation failed; Lambda retries the whole batch");
+            })?;
+        self.write_metrics(outcome.summary());
+        Ok(outcome.into_response())
     }
 
     /// Writes the invocation's EMF object on its own line of standard output.
@@ -67,7 +85,9 @@ impl<H: Handler> Processor<H> {
         // A failed write to stdout loses a metric, not a record: nothing to report.
         let _ = writeln!(out, "{document}").and_then(|()| out.flush());
     }
+}
 
+impl<H: Handler, S> Processor<H, S> {
     /// The CloudWatch Embedded Metric Format object that [`run`](Self::run) writes to
     /// standard output after an invocation in Lambda: the counts of `summary` (of a
     /// [`BatchReport`](crate::BatchReport) or a [`BatchOutcome`]) as metrics in the processor's namespace, with

@@ -37,7 +37,7 @@ pub use crate::aggregation::producer::{
 };
 pub use batch::TestBatch;
 pub use esm::{
-    EventSourceMapping, FnFunction, Function, Invocation, MappingReport, OnFailureRecord, Put,
-    SimulatedStream, StreamRecord, UnknownItemIdentifier, MAX_PAYLOAD,
+    EventSourceMapping, FnFunction, Function, InvocationResult, MappingReport, OnFailureRecord,
+    Put, SimulatedStream, StreamRecord, UnknownItemIdentifier, MAX_PAYLOAD,
 };
 pub use memory::MemoryDeadLetter;

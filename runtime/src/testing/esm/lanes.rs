@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::config::{EventSourceMapping, UnknownItemIdentifier};
 use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD};
 use super::report::{Log, OnFailureRecord};
-use super::{Function, Invocation, SimulatedStream, StreamRecord, MAX_PAYLOAD};
+use super::{Function, InvocationResult, SimulatedStream, StreamRecord, MAX_PAYLOAD};
 use crate::sequence;
 
 /// The indexes of a shard's records that belong to one of its parallel lanes: records of
@@ -197,16 +197,18 @@ impl<F: Function> Lane<'_, F> {
         let invocation = self.function.invoke(payload, self.mapping.function_timeout).await;
         let mut log = self.shared.log.lock().unwrap();
         match invocation {
-            Invocation::Error(_) => {
+            InvocationResult::Error(_) => {
                 log.function_errors += 1;
                 Verdict::FunctionError("Unhandled")
             }
-            Invocation::TimedOut => {
+            InvocationResult::TimedOut => {
                 log.timeouts += 1;
                 Verdict::FunctionError("Unhandled")
             }
-            Invocation::Response(_) if !self.mapping.report_batch_item_failures => Verdict::Success,
-            Invocation::Response(response) => {
+            InvocationResult::Response(_) if !self.mapping.report_batch_item_failures => {
+                Verdict::Success
+            }
+            InvocationResult::Response(response) => {
                 let verdict = interpret(&response, &batch, self.mapping.unknown_item_identifier);
                 if let Verdict::PartialFrom(_) = verdict {
                     log.partial_responses += 1;

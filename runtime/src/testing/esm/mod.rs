@@ -31,7 +31,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 pub use config::{EventSourceMapping, UnknownItemIdentifier};
-pub use function::{FnFunction, Function, Invocation};
+pub use function::{FnFunction, Function, InvocationResult};
 pub use report::{MappingReport, OnFailureRecord};
 pub use stream::{Put, SimulatedStream, StreamRecord};
 
