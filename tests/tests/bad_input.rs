@@ -5,6 +5,7 @@
 mod answers;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use kinesis_processor::aggregation::UserRecord;
@@ -53,6 +54,16 @@ fn generate(name: &str) -> Vec<u8> {
         "ten-megabyte-record" => around(&vec![b'x'; 10 * 1024 * 1024]),
         "ten-thousand-records" => {
             (0..10_000).fold(TestBatch::new(), |b, n| b.text(&n.to_string())).build()
+        }
+        "ten-thousand-and-one-records" => {
+            (0..10_001).fold(TestBatch::new(), |b, n| b.text(&n.to_string())).build()
+        }
+        // 6 MB, as much as Lambda sends, of the smallest records JSON can write.
+        "two-million-empty-records" => {
+            let mut payload = b"{\"Records\":[{}".to_vec();
+            payload.extend(",{}".repeat(1_999_999).bytes());
+            payload.extend(b"]}");
+            payload
         }
         "kpl-truncated" => {
             let full = good_aggregate();
@@ -240,6 +251,26 @@ async fn every_hostile_payload_has_its_expected_outcome() {
             }
         }
     }
+}
+
+/// Counts the records it is given.
+#[kinesis_processor(format = text, retries = 0)]
+async fn counted(_line: String, seen: &AtomicUsize) -> Result<(), RecordError> {
+    seen.fetch_add(1, Ordering::Relaxed);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_payload_over_ten_thousand_records_is_refused_before_any_record_runs() {
+    let processor = counted().state(AtomicUsize::new(0));
+    let at_most = (0..10_000).fold(TestBatch::new(), |b, n| b.text(&n.to_string())).build();
+    let report = processor.process(&at_most).await.unwrap();
+    assert_eq!(report.summary().succeeded, 10_000);
+    let over = (0..10_001).fold(TestBatch::new(), |b, n| b.text(&n.to_string())).build();
+    let error = processor.process(&over).await.unwrap_err();
+    assert!(matches!(error, Error::InvalidEvent(_)), "{error:?}");
+    assert!(error.to_string().contains("more than 10000 records"), "{error}");
+    assert_eq!(processor.shared_state().load(Ordering::Relaxed), 10_000, "none of 10,001 ran");
 }
 
 #[tokio::test]

@@ -85,9 +85,17 @@ pub(crate) fn parse<'b>(
         previous_shard: None,
         oldest_arrival: None,
         not_objects: Vec::new(),
+        too_many: false,
     };
-    let document = parse_document(payload, &mut collector)
-        .map_err(|e| Error::InvalidEvent(format!("the payload is not valid JSON: {e}")))?;
+    let document = parse_document(payload, &mut collector);
+    if collector.too_many {
+        return Err(Error::InvalidEvent(format!(
+            "the payload holds more than {MAX_RECORDS} records, the most Lambda sends in one \
+             invocation; none was processed"
+        )));
+    }
+    let document =
+        document.map_err(|e| Error::InvalidEvent(format!("the payload is not valid JSON: {e}")))?;
     match document {
         Document::NotAnObject(kind) => Err(Error::InvalidEvent(format!(
             "expected a JSON object with a `Records` array, found {kind}"
@@ -118,6 +126,10 @@ pub(crate) fn parse<'b>(
         },
     }
 }
+
+/// The most records an event source mapping sends in one invocation: a payload with more
+/// did not come from Lambda, and parsing stops at the record over it.
+pub(crate) const MAX_RECORDS: usize = 10_000;
 
 /// How many records a payload of Lambda's holds at most (see [`SMALLEST_RECORD`]), for
 /// sizing what is built from them; a list sized with it only grows for smaller records.
@@ -167,6 +179,8 @@ struct Collector<'c, 's, 'b> {
     oldest_arrival: Option<u64>,
     /// The records so far that are not JSON objects.
     not_objects: Vec<usize>,
+    /// Set when `Records` holds more than [`MAX_RECORDS`]: the parse stopped there.
+    too_many: bool,
 }
 
 impl<'b> Collector<'_, '_, 'b> {

@@ -10,7 +10,7 @@ use serde::de::{
 };
 
 use super::record::{EventRecord, Field, KinesisFields, Member};
-use super::Collector;
+use super::{Collector, MAX_RECORDS};
 
 pub(super) enum Document {
     NotAnObject(&'static str),
@@ -230,6 +230,10 @@ impl<'de: 'b, 'b> DeserializeSeed<'de> for RecordsSeed<'_, '_, '_, 'b> {
                 // One record is parsed at a time, into the same place, while still in cache.
                 let mut scratch = EventRecord::default();
                 while seq.next_element_seed(RecordInto(&mut scratch, self.0.arena))?.is_some() {
+                    if self.0.records == MAX_RECORDS {
+                        self.0.too_many = true;
+                        return Err(de::Error::custom("more records than Lambda sends"));
+                    }
                     self.0.take(&scratch);
                 }
                 Ok(Records::List)
