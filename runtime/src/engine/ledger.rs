@@ -7,7 +7,7 @@
 //! before it. Nothing is marked done before its outcome is final.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use super::attempt::{AttemptResult, Attempted, Undecodable};
@@ -54,7 +54,14 @@ pub(crate) struct Ledger<'u, 'c> {
     /// For errors that may quote the payload: what the logs say instead.
     redacted: HashMap<u32, String>,
     scheduler: Scheduler,
-    pending: Vec<Pending>,
+    /// Dead letters waiting to be sent, in the order they were written.
+    pending: VecDeque<Pending>,
+    /// How many pending letters hold their partition key: counted, not scanned, since the
+    /// driver asks after every event.
+    pending_holding_keys: usize,
+    /// The checkpoint the pending letters were last withheld against (see
+    /// [`Ledger::letters_due`]), so that they are checked again only when it moves.
+    withheld_against: Option<u32>,
     /// Set by a reported failure or the deadline: no unit starts any more.
     stopped: bool,
     /// The unfinished unit (failed, timed out, or never to start) with the lowest sequence
@@ -74,7 +81,9 @@ impl<'u, 'c> Ledger<'u, 'c> {
             reasons: vec![None; units.len()],
             redacted: HashMap::new(),
             scheduler: Scheduler::new(units, cx.settings.concurrency),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
+            pending_holding_keys: 0,
+            withheld_against: None,
             stopped: false,
             lowest_unfinished: None,
             retried_attempts: 0,
@@ -221,8 +230,13 @@ impl<'u, 'c> Ledger<'u, 'c> {
             );
         }
         self.errors.insert(unit, error);
-        self.status[index] = Status::Lettering(reason);
-        self.pending.push(Pending { unit, letter, holds_key });
+        if self.redelivered_anyway(unit) {
+            self.status[index] = Status::Withheld;
+        } else {
+            self.status[index] = Status::Lettering(reason);
+            self.pending_holding_keys += usize::from(holds_key);
+            self.pending.push_back(Pending { unit, letter, holds_key });
+        }
         if !holds_key {
             self.scheduler.release(unit);
         }
@@ -271,24 +285,38 @@ impl<'u, 'c> Ledger<'u, 'c> {
         batch_size: usize,
         urgent: bool,
     ) -> Option<(Vec<u32>, Vec<DeadLetter>)> {
-        if self.lowest_unfinished.is_some() {
-            let mut kept = Vec::with_capacity(self.pending.len());
-            for pending in std::mem::take(&mut self.pending) {
-                if self.redelivered_anyway(pending.unit) {
-                    self.status[pending.unit as usize] = Status::Withheld;
-                } else {
-                    kept.push(pending);
-                }
-            }
-            self.pending = kept;
+        if self.lowest_unfinished != self.withheld_against {
+            self.withhold_redelivered();
         }
-        let key_waits = self.pending.iter().any(|p| p.holds_key);
+        let key_waits = self.pending_holding_keys > 0;
         if self.pending.is_empty() || !(urgent || key_waits || self.pending.len() >= batch_size) {
             return None;
         }
         let take = self.pending.len().min(batch_size);
-        let (units, letters) = self.pending.drain(..take).map(|p| (p.unit, p.letter)).unzip();
+        let mut units = Vec::with_capacity(take);
+        let mut letters = Vec::with_capacity(take);
+        for pending in self.pending.drain(..take) {
+            self.pending_holding_keys -= usize::from(pending.holds_key);
+            units.push(pending.unit);
+            letters.push(pending.letter);
+        }
         Some((units, letters))
+    }
+
+    /// Withholds the pending letters that the checkpoint has put after it; letters queued
+    /// later are checked as they are queued.
+    fn withhold_redelivered(&mut self) {
+        self.withheld_against = self.lowest_unfinished;
+        let mut kept = VecDeque::with_capacity(self.pending.len());
+        for pending in std::mem::take(&mut self.pending) {
+            if self.redelivered_anyway(pending.unit) {
+                self.status[pending.unit as usize] = Status::Withheld;
+            } else {
+                kept.push_back(pending);
+            }
+        }
+        self.pending = kept;
+        self.pending_holding_keys = self.pending.iter().filter(|p| p.holds_key).count();
     }
 
     pub fn has_pending_letters(&self) -> bool {
@@ -336,6 +364,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
 
     /// Pending letters that can no longer be sent (the deadline has passed).
     pub fn abandon_pending(&mut self, why: &str) {
+        self.pending_holding_keys = 0;
         for pending in std::mem::take(&mut self.pending) {
             self.refused(pending.unit, why);
         }
@@ -605,6 +634,45 @@ mod tests {
         let (outcomes, checkpoint) = settle(ledger).unwrap();
         assert_eq!(outcomes, [Outcome::Failed, Outcome::NotStarted]);
         assert_eq!(checkpoint.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_letter_written_after_a_failure_before_it_is_withheld() {
+        let settings = Settings { concurrency: 2, ..Settings::default() };
+        let units = [unit("1"), unit("2")];
+        let sink = LogDeadLetter::new();
+        let cx = context(&settings, Some(&sink));
+        let mut ledger = Ledger::new(&units, &cx);
+        let (first, second) = (ledger.next_startable().unwrap(), ledger.next_startable().unwrap());
+        ledger.running(first);
+        ledger.running(second);
+        ledger.finish(first, exhausted());
+        assert!(ledger.letters_due(10, true).is_none(), "nothing is lettered yet");
+        ledger.finish(second, rejected());
+        assert!(!ledger.has_pending_letters(), "Lambda delivers record 2 again");
+        let (outcomes, checkpoint) = settle(ledger).unwrap();
+        assert_eq!(outcomes, [Outcome::Failed, Outcome::NotStarted]);
+        assert_eq!(checkpoint.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn letters_go_out_in_sink_batches_in_the_order_they_were_written() {
+        let settings = Settings { concurrency: 4, ..Settings::default() };
+        let units: Vec<Unit<'_>> = ["1", "2", "3", "4", "5"].into_iter().map(unit).collect();
+        let sink = LogDeadLetter::new();
+        let cx = context(&settings, Some(&sink));
+        let mut ledger = Ledger::new(&units, &cx);
+        for unit in [0, 1, 2, 3, 4] {
+            assert_eq!(ledger.next_startable(), Some(unit));
+            ledger.running(unit);
+            ledger.finish(unit, rejected());
+        }
+        assert!(ledger.letters_due(10, false).is_none(), "not a full batch, nothing urgent");
+        assert_eq!(ledger.letters_due(2, false).map(|(units, _)| units), Some(vec![0, 1]));
+        assert_eq!(ledger.letters_due(2, false).map(|(units, _)| units), Some(vec![2, 3]));
+        assert!(ledger.letters_due(2, false).is_none(), "one letter is not a full batch");
+        assert_eq!(ledger.letters_due(2, true).map(|(units, _)| units), Some(vec![4]));
+        assert!(!ledger.has_pending_letters());
     }
 
     #[test]
