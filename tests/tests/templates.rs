@@ -33,6 +33,16 @@ fn resources_of_type<'a>(template: &'a Yaml, kind: &str) -> Vec<&'a Yaml> {
         .collect()
 }
 
+/// The Kinesis event sources of a function.
+fn kinesis_events(function: &Yaml) -> Vec<&Yaml> {
+    function["Properties"]["Events"]
+        .as_hash()
+        .into_iter()
+        .flat_map(|events| events.values())
+        .filter(|event| event["Type"].as_str() == Some("Kinesis"))
+        .collect()
+}
+
 /// The IAM actions the sinks' rustdoc lists (SQS, SNS, S3), and nothing more; the examples'
 /// own downstream writes use the same actions.
 const SINK_ACTIONS: &[&str] = &["sqs:SendMessage", "sns:Publish", "s3:PutObject"];
@@ -136,6 +146,35 @@ fn assert_commented(text: &str, key: &str, path: &Path) {
         lines.iter().position(|line| line.trim_start().starts_with(&format!("{key}:"))).unwrap();
     let commented = lines[..at].iter().rev().take(3).any(|line| line.trim_start().starts_with('#'));
     assert!(commented, "{path:?}: `{key}` has no comment saying why");
+}
+
+/// A KPL aggregate travels under the partition key of its first user record, so with a
+/// parallelization factor above 1 the user records of one key, packed in aggregates of
+/// different keys, could run in two lanes at once. A template whose stream carries
+/// aggregates (its description says so) reads one batch per shard at a time.
+#[test]
+fn a_stream_of_kpl_aggregates_is_read_one_batch_per_shard_at_a_time() {
+    let mut aggregated = Vec::new();
+    for path in templates() {
+        let (_, template) = load(&path);
+        if !template["Description"].as_str().unwrap_or("").contains("KPL") {
+            continue;
+        }
+        aggregated.push(path.clone());
+        for function in resources_of_type(&template, "AWS::Serverless::Function") {
+            for event in kinesis_events(function) {
+                let factor = event["Properties"]["ParallelizationFactor"].as_i64().unwrap_or(1);
+                assert_eq!(
+                    factor, 1,
+                    "{path:?}: KPL aggregates need a parallelization factor of 1"
+                );
+            }
+        }
+    }
+    assert!(
+        aggregated.iter().any(|path| path.ends_with("log-filter/template.yaml")),
+        "log-filter's stream carries KPL aggregates: {aggregated:?}"
+    );
 }
 
 #[test]
