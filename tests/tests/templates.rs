@@ -25,11 +25,17 @@ fn load(path: &Path) -> (String, Yaml) {
 }
 
 fn resources_of_type<'a>(template: &'a Yaml, kind: &str) -> Vec<&'a Yaml> {
+    named_resources_of_type(template, kind).into_iter().map(|(_, resource)| resource).collect()
+}
+
+/// The resources of a type, with their logical ids.
+fn named_resources_of_type<'a>(template: &'a Yaml, kind: &str) -> Vec<(&'a str, &'a Yaml)> {
     template["Resources"]
         .as_hash()
         .unwrap()
-        .values()
-        .filter(|resource| resource["Type"].as_str() == Some(kind))
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some(kind))
+        .map(|(id, resource)| (id.as_str().unwrap(), resource))
         .collect()
 }
 
@@ -46,6 +52,12 @@ fn kinesis_events(function: &Yaml) -> Vec<&Yaml> {
 /// The IAM actions the sinks' rustdoc lists (SQS, SNS, S3), and nothing more; the examples'
 /// own downstream writes use the same actions.
 const SINK_ACTIONS: &[&str] = &["sqs:SendMessage", "sns:Publish", "s3:PutObject"];
+
+/// The longest `MaximumRecordAgeInSeconds` a template may set: half of a stream's default
+/// retention (24 h). Lambda gives up on a batch at that age and sends its position to the
+/// on-failure destination; the other half of the retention is the time left to re-read it
+/// from the stream.
+const MAX_RECORD_AGE_SECONDS: i64 = 43_200;
 
 #[test]
 fn every_function_runs_rust_on_arm64_al2023_built_by_cargo_lambda() {
@@ -81,14 +93,7 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
         );
         let mut mappings = 0;
         for function in resources_of_type(&template, "AWS::Serverless::Function") {
-            for event in function["Properties"]["Events"]
-                .as_hash()
-                .into_iter()
-                .flat_map(|events| events.values())
-            {
-                if event["Type"].as_str() != Some("Kinesis") {
-                    continue;
-                }
+            for event in kinesis_events(function) {
                 mappings += 1;
                 let properties = &event["Properties"];
                 assert_eq!(
@@ -105,20 +110,31 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
                 let age = properties["MaximumRecordAgeInSeconds"]
                     .as_i64()
                     .expect("MaximumRecordAgeInSeconds");
-                assert!((60..=604_800).contains(&age), "{path:?}: {age}");
+                assert!(
+                    (60..=MAX_RECORD_AGE_SECONDS).contains(&age),
+                    "{path:?}: MaximumRecordAgeInSeconds {age} leaves less than half the \
+                     stream's default retention to re-read a discarded batch"
+                );
+                assert!(
+                    ["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"]
+                        .contains(&properties["StartingPosition"].as_str().unwrap_or("")),
+                    "{path:?}: a StartingPosition chosen"
+                );
                 let on_failure = &properties["DestinationConfig"]["OnFailure"];
                 assert!(
                     on_failure["Destination"].as_str().is_some(),
                     "{path:?}: an on-failure destination"
                 );
-                assert!(
-                    properties["Stream"].as_str().is_some(),
+                assert_eq!(
+                    properties["Stream"].as_str(),
+                    Some("StreamArn"),
                     "{path:?}: the stream comes from the parameter"
                 );
             }
         }
         assert!(mappings >= 1, "{path:?}: a Kinesis event source mapping");
         for key in [
+            "StartingPosition",
             "FunctionResponseTypes",
             "BisectBatchOnFunctionError",
             "MaximumRetryAttempts",
@@ -126,9 +142,7 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
             "ParallelizationFactor",
             "MaximumBatchingWindowInSeconds",
         ] {
-            if text.contains(&format!("{key}:")) {
-                assert_commented(&text, key, &path);
-            }
+            assert_commented(&text, key, &path);
         }
         assert!(
             text.contains("ParallelizationFactor:")
@@ -138,14 +152,19 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
     }
 }
 
-/// The setting `key` is preceded by a comment (directly, or as part of a group of
-/// settings under one comment).
+/// Every occurrence of the setting `key` is preceded by a comment (directly, or as part of
+/// a group of settings under one comment).
 fn assert_commented(text: &str, key: &str, path: &Path) {
     let lines: Vec<&str> = text.lines().collect();
-    let at =
-        lines.iter().position(|line| line.trim_start().starts_with(&format!("{key}:"))).unwrap();
-    let commented = lines[..at].iter().rev().take(3).any(|line| line.trim_start().starts_with('#'));
-    assert!(commented, "{path:?}: `{key}` has no comment saying why");
+    for (at, _) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.trim_start().starts_with(&format!("{key}:")))
+    {
+        let commented =
+            lines[..at].iter().rev().take(3).any(|line| line.trim_start().starts_with('#'));
+        assert!(commented, "{path:?}: `{key}` on line {} has no comment saying why", at + 1);
+    }
 }
 
 /// A KPL aggregate travels under the partition key of its first user record, so with a
@@ -202,6 +221,35 @@ fn iam_grants_only_what_the_sinks_document() {
                     );
                 }
             }
+        }
+    }
+}
+
+#[test]
+fn dead_letters_and_failure_records_are_encrypted_at_rest() {
+    for path in templates() {
+        let (_, template) = load(&path);
+        for (id, queue) in named_resources_of_type(&template, "AWS::SQS::Queue") {
+            let properties = &queue["Properties"];
+            assert!(
+                properties["SqsManagedSseEnabled"].as_bool() == Some(true)
+                    || properties["KmsMasterKeyId"].as_str().is_some(),
+                "{path:?}: {id} is encrypted"
+            );
+        }
+        for (id, topic) in named_resources_of_type(&template, "AWS::SNS::Topic") {
+            assert!(
+                topic["Properties"]["KmsMasterKeyId"].as_str().is_some(),
+                "{path:?}: {id} is encrypted"
+            );
+        }
+        for (id, bucket) in named_resources_of_type(&template, "AWS::S3::Bucket") {
+            let rules =
+                &bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"];
+            assert!(
+                rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str().is_some(),
+                "{path:?}: {id} is encrypted"
+            );
         }
     }
 }
