@@ -1,7 +1,11 @@
 //! The SAM template of every example: the settings a Kinesis consumer needs, each with a
-//! comment saying why, least-privilege IAM, alarms and outputs. (`cfn-lint` checks the
-//! templates' validity under the test command.)
+//! comment saying why, a role of each function's own scoped to its resources, alarms and
+//! outputs. (`cfn-lint` checks the templates' validity under the test command.)
+//!
+//! `yaml_rust2` drops CloudFormation's short-form tags and keeps their values: `!Ref X`
+//! reads as `"X"`, `!GetAtt X.Arn` as `"X.Arn"`, `!Sub "..."` as its string.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use yaml_rust2::{Yaml, YamlLoader};
@@ -39,6 +43,19 @@ fn named_resources_of_type<'a>(template: &'a Yaml, kind: &str) -> Vec<(&'a str, 
         .collect()
 }
 
+fn ids_of_type<'a>(template: &'a Yaml, kind: &str) -> BTreeSet<&'a str> {
+    named_resources_of_type(template, kind).into_iter().map(|(id, _)| id).collect()
+}
+
+/// A string or a list of strings (an IAM `Action` or `Resource`, `AlarmActions`).
+fn strings(value: &Yaml) -> Vec<&str> {
+    match value {
+        Yaml::String(one) => vec![one.as_str()],
+        Yaml::Array(many) => many.iter().map(|item| item.as_str().expect("a string")).collect(),
+        other => panic!("expected a string or a list of strings, found {other:?}"),
+    }
+}
+
 /// The Kinesis event sources of a function.
 fn kinesis_events(function: &Yaml) -> Vec<&Yaml> {
     function["Properties"]["Events"]
@@ -49,9 +66,30 @@ fn kinesis_events(function: &Yaml) -> Vec<&Yaml> {
         .collect()
 }
 
-/// The IAM actions the sinks' rustdoc lists (SQS, SNS, S3), and nothing more; the examples'
-/// own downstream writes use the same actions.
-const SINK_ACTIONS: &[&str] = &["sqs:SendMessage", "sns:Publish", "s3:PutObject"];
+/// The on-failure destination of a Kinesis event source, as written (`!GetAtt Q.Arn`).
+fn on_failure_destination(event: &Yaml) -> &str {
+    event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        .as_str()
+        .expect("an on-failure destination")
+}
+
+/// What Lambda's event source mapping calls on a stream it polls (Lambda's developer guide,
+/// "Process Amazon Kinesis Data Streams records with Lambda"). `kinesis:ListStreams` is not
+/// among them, and it cannot be scoped to one stream.
+const KINESIS_READ_ACTIONS: &[&str] = &[
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+];
+
+/// What an enhanced fan-out consumer needs besides: only with an `AWS::Kinesis::StreamConsumer`.
+const KINESIS_FAN_OUT_ACTIONS: &[&str] =
+    &["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"];
+
+/// Writing to the function's own log group, which the template creates.
+const LOG_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
 
 /// The longest `MaximumRecordAgeInSeconds` a template may set: half of a stream's default
 /// retention (24 h). Lambda gives up on a batch at that age and sends its position to the
@@ -196,30 +234,106 @@ fn a_stream_of_kpl_aggregates_is_read_one_batch_per_shard_at_a_time() {
     );
 }
 
+/// The function's own `AWS::IAM::Role` and the statements of its inline policies.
+fn role_statements<'a>(template: &'a Yaml, function: &Yaml, path: &Path) -> Vec<&'a Yaml> {
+    let properties = &function["Properties"];
+    assert!(
+        properties["Policies"].is_badvalue(),
+        "{path:?}: no SAM policies (its templates grant Kinesis and logs on every resource)"
+    );
+    let role_ref = properties["Role"].as_str().expect("Role: !GetAtt <role>.Arn");
+    let role_id = role_ref.strip_suffix(".Arn").expect("Role: !GetAtt <role>.Arn");
+    let role = &template["Resources"][role_id];
+    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{path:?}: {role_id}");
+    assert!(
+        role["Properties"]["ManagedPolicyArns"].is_badvalue(),
+        "{path:?}: no managed policy (AWSLambdaKinesisExecutionRole grants on *)"
+    );
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert!(
+        trust.as_vec().unwrap().iter().all(|statement| {
+            strings(&statement["Principal"]["Service"]) == ["lambda.amazonaws.com"]
+        }),
+        "{path:?}: only Lambda assumes the role"
+    );
+    let users = resources_of_type(template, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|other| other["Properties"]["Role"].as_str() == Some(role_ref))
+        .count();
+    assert_eq!(users, 1, "{path:?}: {role_id} serves one function");
+    role["Properties"]["Policies"]
+        .as_vec()
+        .expect("inline policies")
+        .iter()
+        .flat_map(|policy| policy["PolicyDocument"]["Statement"].as_vec().unwrap())
+        .collect()
+}
+
 #[test]
-fn iam_grants_only_what_the_sinks_document() {
+fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resources() {
     for path in templates() {
         let (_, template) = load(&path);
+        let queues = ids_of_type(&template, "AWS::SQS::Queue");
+        let topics = ids_of_type(&template, "AWS::SNS::Topic");
+        let buckets = ids_of_type(&template, "AWS::S3::Bucket");
+        let fan_out = !resources_of_type(&template, "AWS::Kinesis::StreamConsumer").is_empty();
         for function in resources_of_type(&template, "AWS::Serverless::Function") {
-            for policy in function["Properties"]["Policies"].as_vec().into_iter().flatten() {
-                for statement in policy["Statement"].as_vec().into_iter().flatten() {
-                    let actions: Vec<&str> = match &statement["Action"] {
-                        Yaml::String(action) => vec![action],
-                        Yaml::Array(actions) => actions.iter().filter_map(Yaml::as_str).collect(),
-                        other => panic!("{path:?}: unexpected Action {other:?}"),
-                    };
-                    for action in actions {
-                        assert!(
-                            SINK_ACTIONS.contains(&action),
-                            "{path:?}: {action} is more than a sink needs"
-                        );
+            let function_name = function["Properties"]["FunctionName"]
+                .as_str()
+                .expect("a FunctionName, which the log group's name repeats");
+            let log_group = named_resources_of_type(&template, "AWS::Logs::LogGroup")
+                .into_iter()
+                .find(|(_, group)| {
+                    group["Properties"]["LogGroupName"].as_str()
+                        == Some(&format!("/aws/lambda/{function_name}"))
+                });
+            let (log_group, group) =
+                log_group.unwrap_or_else(|| panic!("{path:?}: /aws/lambda/{function_name}"));
+            assert!(
+                group["Properties"]["RetentionInDays"].as_i64().is_some(),
+                "{path:?}: {log_group} has a retention"
+            );
+            let log_group_arn = format!("{log_group}.Arn");
+
+            let mut granted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for statement in role_statements(&template, function, &path) {
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{path:?}");
+                let resources = strings(&statement["Resource"]);
+                assert!(!resources.is_empty(), "{path:?}: a resource");
+                for action in strings(&statement["Action"]) {
+                    assert!(!action.contains('*'), "{path:?}: {action}: name each action");
+                    for resource in &resources {
+                        assert_ne!(*resource, "*", "{path:?}: {action} on a resource, not *");
+                        let allowed = match action {
+                            a if KINESIS_READ_ACTIONS.contains(&a) => *resource == "StreamArn",
+                            a if KINESIS_FAN_OUT_ACTIONS.contains(&a) => fan_out,
+                            a if LOG_ACTIONS.contains(&a) => *resource == log_group_arn,
+                            // The actions the sinks' rustdoc lists (the examples' own
+                            // downstream writes use the same), on the template's queues,
+                            // topics and buckets; SQS also for Lambda's on-failure records.
+                            "sqs:SendMessage" => resource
+                                .strip_suffix(".Arn")
+                                .is_some_and(|queue| queues.contains(queue)),
+                            "sns:Publish" => topics.contains(resource),
+                            "s3:PutObject" => buckets
+                                .iter()
+                                .any(|bucket| resource.starts_with(&format!("${{{bucket}.Arn}}/"))),
+                            other => panic!("{path:?}: {other} is more than the function needs"),
+                        };
+                        assert!(allowed, "{path:?}: {action} on {resource}");
+                        granted.entry(action).or_default().insert(resource);
                     }
-                    assert_ne!(
-                        statement["Resource"].as_str(),
-                        Some("*"),
-                        "{path:?}: a resource, not *"
-                    );
                 }
+            }
+            for action in KINESIS_READ_ACTIONS.iter().chain(LOG_ACTIONS) {
+                assert!(granted.contains_key(action), "{path:?}: {action} is granted");
+            }
+            for event in kinesis_events(function) {
+                let destination = on_failure_destination(event);
+                assert!(
+                    granted.get("sqs:SendMessage").is_some_and(|on| on.contains(destination)),
+                    "{path:?}: sqs:SendMessage on the on-failure destination {destination}"
+                );
             }
         }
     }
