@@ -368,17 +368,127 @@ fn dead_letters_and_failure_records_are_encrypted_at_rest() {
     }
 }
 
+/// The alarm of the template with this namespace, metric name and statistic.
+fn alarm<'a>(
+    alarms: &[&'a Yaml],
+    (namespace, metric, statistic): (&str, &str, &str),
+    path: &Path,
+) -> &'a Yaml {
+    alarms
+        .iter()
+        .find(|alarm| {
+            let properties = &alarm["Properties"];
+            properties["Namespace"].as_str() == Some(namespace)
+                && properties["MetricName"].as_str() == Some(metric)
+                && properties["Statistic"].as_str() == Some(statistic)
+        })
+        .unwrap_or_else(|| panic!("{path:?}: an alarm on the {statistic} of {namespace} {metric}"))
+}
+
+/// An alarm's dimensions as `(name, value)`, values as written (`!Ref X` is `X`).
+fn dimensions(alarm: &Yaml) -> Vec<(&str, &Yaml)> {
+    alarm["Properties"]["Dimensions"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|dimension| (dimension["Name"].as_str().unwrap(), &dimension["Value"]))
+        .collect()
+}
+
+/// `!Select [1, !Split ["/", !Ref StreamArn]]`: the stream's name, from its ARN.
+fn is_stream_name(value: &Yaml) -> bool {
+    value[0].as_i64() == Some(1)
+        && value[1][0].as_str() == Some("/")
+        && value[1][1].as_str() == Some("StreamArn")
+}
+
 #[test]
-fn every_template_alarms_on_iterator_age_and_dead_letters_and_has_outputs() {
+fn every_template_alarms_when_a_shard_stalls_and_notifies_its_topic() {
     for path in templates() {
-        let (_, template) = load(&path);
+        let (text, template) = load(&path);
+        assert_eq!(
+            template["Parameters"]["AlarmTopicArn"]["Type"].as_str(),
+            Some("String"),
+            "{path:?}: an AlarmTopicArn parameter"
+        );
         let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
-        let metric = |name: &str| {
-            alarms.iter().find(|alarm| alarm["Properties"]["MetricName"].as_str() == Some(name))
-        };
-        let iterator_age = metric("IteratorAge").expect("an IteratorAge alarm");
-        assert_eq!(iterator_age["Properties"]["Statistic"].as_str(), Some("Maximum"), "{path:?}");
-        assert!(metric("DeadLettered").is_some(), "{path:?}: a dead-letter alarm");
+        for alarm in &alarms {
+            let properties = &alarm["Properties"];
+            let name = properties["MetricName"].as_str().unwrap_or("?");
+            let actions = &properties["AlarmActions"];
+            assert!(
+                !actions.is_badvalue() && strings(actions).contains(&"AlarmTopicArn"),
+                "{path:?}: the {name} alarm notifies the AlarmTopicArn topic"
+            );
+            assert!(
+                ["breaching", "notBreaching", "ignore", "missing"]
+                    .contains(&properties["TreatMissingData"].as_str().unwrap_or("")),
+                "{path:?}: the {name} alarm chooses how to treat missing data"
+            );
+        }
+        assert_commented(&text, "TreatMissingData", &path);
+
+        let namespace = runtime_namespace(&path, &template);
+        let functions = named_resources_of_type(&template, "AWS::Serverless::Function");
+        for (function_id, function) in functions {
+            let by_function = |alarm: &Yaml| {
+                let dimensions = dimensions(alarm);
+                dimensions.len() == 1
+                    && dimensions[0].0 == "FunctionName"
+                    && dimensions[0].1.as_str() == Some(function_id)
+            };
+            // Lambda's own metrics: written for failed invocations too.
+            let iterator_age = alarm(&alarms, ("AWS/Lambda", "IteratorAge", "Maximum"), &path);
+            assert!(by_function(iterator_age), "{path:?}: IteratorAge of {function_id}");
+            let errors = alarm(&alarms, ("AWS/Lambda", "Errors", "Sum"), &path);
+            assert!(by_function(errors), "{path:?}: Errors of {function_id}");
+            // The on-failure queue: the only sign that Lambda discarded a batch.
+            for event in kinesis_events(function) {
+                let destination = on_failure_destination(event);
+                let queue = destination.strip_suffix(".Arn").unwrap();
+                let depth = alarm(
+                    &alarms,
+                    ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+                    &path,
+                );
+                assert_eq!(
+                    dimensions(depth).iter().map(|(n, v)| (*n, v.as_str())).collect::<Vec<_>>(),
+                    [("QueueName", Some(format!("{queue}.QueueName").as_str()))],
+                    "{path:?}: the depth of the on-failure queue {queue}"
+                );
+            }
+            let dead_lettered = alarm(&alarms, (&namespace, "DeadLettered", "Sum"), &path);
+            let dimensions = dimensions(dead_lettered);
+            assert_eq!(dimensions.len(), 2, "{path:?}: the processor's dimensions");
+            assert_eq!(dimensions[0].0, "FunctionName");
+            assert_eq!(dimensions[0].1.as_str(), Some(function_id), "{path:?}");
+            assert_eq!(dimensions[1].0, "StreamName");
+            assert!(is_stream_name(dimensions[1].1), "{path:?}: the stream's name");
+        }
         assert!(!template["Outputs"].as_hash().unwrap().is_empty(), "{path:?}");
     }
+}
+
+/// The namespace the example's processor writes its metrics to: its `metrics_namespace`,
+/// else the template's `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else the runtime's default.
+fn runtime_namespace(path: &Path, template: &Yaml) -> String {
+    let source = std::fs::read_to_string(path.with_file_name("src/main.rs")).unwrap();
+    let from_source = source
+        .split("metrics_namespace = \"")
+        .nth(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned());
+    let from_environment: Vec<&str> = resources_of_type(template, "AWS::Serverless::Function")
+        .into_iter()
+        .filter_map(|function| {
+            function["Properties"]["Environment"]["Variables"]
+                [kinesis_processor::metrics::NAMESPACE_ENV]
+                .as_str()
+        })
+        .collect();
+    if let (Some(source), Some(environment)) = (&from_source, from_environment.first()) {
+        assert_eq!(source, environment, "{path:?}: the source's namespace wins; say the same");
+    }
+    from_source
+        .or(from_environment.first().map(|n| (*n).to_owned()))
+        .unwrap_or_else(|| kinesis_processor::metrics::DEFAULT_NAMESPACE.to_owned())
 }
