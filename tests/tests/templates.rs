@@ -1,6 +1,8 @@
 //! The SAM template of every example: the settings a Kinesis consumer needs, each with a
-//! comment saying why, a role of each function's own scoped to its resources, alarms and
-//! outputs. (`cfn-lint` checks the templates' validity under the test command.)
+//! comment saying why; a role of each function's own, scoped to its resources; alarms that
+//! fire when a shard stalls, sent to a topic; encrypted dead letters; a dashboard whose
+//! metrics are the ones the runtime and AWS publish; and outputs. (`cfn-lint` checks the
+//! templates' validity under the test command.)
 //!
 //! `yaml_rust2` drops CloudFormation's short-form tags and keeps their values: `!Ref X`
 //! reads as `"X"`, `!GetAtt X.Arn` as `"X.Arn"`, `!Sub "..."` as its string.
@@ -8,6 +10,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use kinesis_processor::testing::TestBatch;
+use kinesis_processor::{kinesis_processor, RecordError};
+use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn templates() -> Vec<PathBuf> {
@@ -491,4 +496,176 @@ fn runtime_namespace(path: &Path, template: &Yaml) -> String {
     from_source
         .or(from_environment.first().map(|n| (*n).to_owned()))
         .unwrap_or_else(|| kinesis_processor::metrics::DEFAULT_NAMESPACE.to_owned())
+}
+
+#[kinesis_processor(format = text)]
+async fn accept(_line: String) -> Result<(), RecordError> {
+    Ok(())
+}
+
+/// The metric and dimension names of the EMF object the runtime writes for a batch.
+async fn runtime_metrics() -> (BTreeSet<String>, Vec<String>) {
+    let processor = accept();
+    let report = processor.process(TestBatch::new().text("a").text("b").build()).await.unwrap();
+    let emf = processor.emf(report.summary());
+    let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+    let names: BTreeSet<String> = directive["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|metric| metric["Name"].as_str().unwrap().to_owned())
+        .collect();
+    let dimensions = directive["Dimensions"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains("IteratorAge") && names.contains("DeadLettered"), "{names:?}");
+    (names, dimensions)
+}
+
+/// Metrics AWS publishes, with the dimension that names the resource.
+const AWS_METRICS: &[(&str, &str, &[&str])] = &[
+    (
+        "AWS/Lambda",
+        "FunctionName",
+        &["IteratorAge", "Errors", "Throttles", "Duration", "Invocations", "ConcurrentExecutions"],
+    ),
+    (
+        "AWS/SQS",
+        "QueueName",
+        &[
+            "ApproximateNumberOfMessagesVisible",
+            "ApproximateAgeOfOldestMessage",
+            "NumberOfMessagesSent",
+        ],
+    ),
+];
+
+/// A `!Sub` dashboard body as JSON: every `${X}` becomes `<X>`, and the variables of the
+/// `!Sub` list form are returned beside it.
+fn dashboard_body<'a>(dashboard: &'a Yaml, path: &Path) -> (Value, Option<&'a Yaml>) {
+    let body = &dashboard["Properties"]["DashboardBody"];
+    let (text, variables) = match body {
+        Yaml::String(text) => (text.as_str(), None),
+        Yaml::Array(sub) => (sub[0].as_str().unwrap(), Some(&sub[1])),
+        other => panic!("{path:?}: DashboardBody is a !Sub, not {other:?}"),
+    };
+    let mut resolved = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..].find('}').unwrap() + start;
+        resolved.push_str(&rest[..start]);
+        resolved.push_str(&format!("<{}>", &rest[start + 2..end]));
+        rest = &rest[end + 1..];
+    }
+    resolved.push_str(rest);
+    let json = serde_json::from_str(&resolved)
+        .unwrap_or_else(|error| panic!("{path:?}: the dashboard body is not JSON: {error}"));
+    (json, variables)
+}
+
+#[tokio::test]
+async fn every_dashboard_shows_metrics_the_runtime_or_aws_publishes() {
+    let (runtime_names, runtime_dimensions) = runtime_metrics().await;
+    for path in templates() {
+        let (_, template) = load(&path);
+        let namespace = runtime_namespace(&path, &template);
+        let dashboards = resources_of_type(&template, "AWS::CloudWatch::Dashboard");
+        assert_eq!(dashboards.len(), 1, "{path:?}: a dashboard");
+        let (body, variables) = dashboard_body(dashboards[0], &path);
+        let functions = ids_of_type(&template, "AWS::Serverless::Function");
+        let queues = ids_of_type(&template, "AWS::SQS::Queue");
+
+        // Every metric a widget names: (namespace, metric, dimension values by name).
+        let mut shown: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
+        for widget in body["widgets"].as_array().expect("widgets") {
+            if widget["type"] != "metric" {
+                continue;
+            }
+            let properties = &widget["properties"];
+            assert_eq!(properties["region"], "<AWS::Region>", "{path:?}: the stack's region");
+            for row in properties["metrics"].as_array().expect("metrics") {
+                let row: Vec<&str> =
+                    row.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+                assert!(
+                    row.len() >= 2
+                        && row.len() % 2 == 0
+                        && !row.contains(&"...")
+                        && !row.contains(&"."),
+                    "{path:?}: a metric row written out in full: {row:?}"
+                );
+                let dimensions: BTreeMap<String, String> = row[2..]
+                    .chunks(2)
+                    .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+                    .collect();
+                shown.push((row[0].to_owned(), row[1].to_owned(), dimensions));
+            }
+        }
+
+        for (metric_namespace, metric, dimensions) in &shown {
+            let names: Vec<&str> = dimensions.keys().map(String::as_str).collect();
+            if *metric_namespace == namespace {
+                assert!(runtime_names.contains(metric), "{path:?}: the runtime writes no {metric}");
+                assert_eq!(names, sorted(&runtime_dimensions), "{path:?}: {metric}'s dimensions");
+                let function = dimensions["FunctionName"].trim_matches(['<', '>']);
+                assert!(functions.contains(function), "{path:?}: {metric} of {function}");
+                let stream = dimensions["StreamName"].trim_matches(['<', '>']);
+                let variable = variables.map(|v| &v[stream]).filter(|v| !v.is_badvalue());
+                assert!(
+                    variable.is_some_and(is_stream_name),
+                    "{path:?}: {metric}'s StreamName is the stream's name"
+                );
+                continue;
+            }
+            let (_, dimension, metrics) =
+                AWS_METRICS.iter().find(|(aws, _, _)| aws == metric_namespace).unwrap_or_else(
+                    || panic!("{path:?}: {metric_namespace} is neither the runtime's nor AWS's"),
+                );
+            assert!(metrics.contains(&metric.as_str()), "{path:?}: AWS writes no {metric}");
+            assert_eq!(names, [*dimension], "{path:?}: {metric_namespace} {metric}");
+            let value = dimensions[*dimension].trim_matches(['<', '>']);
+            let named = match *dimension {
+                "FunctionName" => functions.contains(value),
+                _ => value.strip_suffix(".QueueName").is_some_and(|q| queues.contains(q)),
+            };
+            assert!(named, "{path:?}: {metric} of {value}, a resource of the template");
+        }
+
+        // What someone watching the processor needs.
+        let has = |metric_namespace: &str, metric: &str| {
+            shown.iter().any(|(n, m, _)| n == metric_namespace && m == metric)
+        };
+        let mut wanted: Vec<(&str, String)> = vec![
+            ("AWS/Lambda", "IteratorAge".into()),
+            ("AWS/Lambda", "Errors".into()),
+            ("AWS/Lambda", "Throttles".into()),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible".into()),
+        ];
+        for metric in [
+            "IteratorAge",
+            "RecordsReceived",
+            "RecordsSucceeded",
+            "ReportedFailures",
+            "BatchDuration",
+        ] {
+            wanted.push((namespace.as_str(), metric.into()));
+        }
+        for reason in kinesis_processor::dead_letter::DeadLetterReason::ALL {
+            wanted.push((namespace.as_str(), format!("DeadLettered.{}", reason.as_str())));
+        }
+        for (metric_namespace, metric) in wanted {
+            assert!(
+                has(metric_namespace, &metric),
+                "{path:?}: the dashboard shows {metric_namespace} {metric}"
+            );
+        }
+    }
+}
+
+fn sorted(names: &[String]) -> Vec<&str> {
+    let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names
 }
