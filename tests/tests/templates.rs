@@ -1,9 +1,18 @@
 //! The SAM template of every example: the settings a Kinesis consumer needs, each with a
-//! comment saying why, least-privilege IAM, alarms and outputs. (`cfn-lint` checks the
+//! comment saying why; a role of each function's own, scoped to its resources; alarms that
+//! fire when a shard stalls, sent to a topic; encrypted dead letters; a dashboard whose
+//! metrics are the ones the runtime and AWS publish; and outputs. (`cfn-lint` checks the
 //! templates' validity under the test command.)
+//!
+//! `yaml_rust2` drops CloudFormation's short-form tags and keeps their values: `!Ref X`
+//! reads as `"X"`, `!GetAtt X.Arn` as `"X.Arn"`, `!Sub "..."` as its string.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use kinesis_processor::testing::TestBatch;
+use kinesis_processor::{kinesis_processor, RecordError};
+use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
 fn templates() -> Vec<PathBuf> {
@@ -25,17 +34,73 @@ fn load(path: &Path) -> (String, Yaml) {
 }
 
 fn resources_of_type<'a>(template: &'a Yaml, kind: &str) -> Vec<&'a Yaml> {
+    named_resources_of_type(template, kind).into_iter().map(|(_, resource)| resource).collect()
+}
+
+/// The resources of a type, with their logical ids.
+fn named_resources_of_type<'a>(template: &'a Yaml, kind: &str) -> Vec<(&'a str, &'a Yaml)> {
     template["Resources"]
         .as_hash()
         .unwrap()
-        .values()
-        .filter(|resource| resource["Type"].as_str() == Some(kind))
+        .iter()
+        .filter(|(_, resource)| resource["Type"].as_str() == Some(kind))
+        .map(|(id, resource)| (id.as_str().unwrap(), resource))
         .collect()
 }
 
-/// The IAM actions the sinks' rustdoc lists (SQS, SNS, S3), and nothing more; the examples'
-/// own downstream writes use the same actions.
-const SINK_ACTIONS: &[&str] = &["sqs:SendMessage", "sns:Publish", "s3:PutObject"];
+fn ids_of_type<'a>(template: &'a Yaml, kind: &str) -> BTreeSet<&'a str> {
+    named_resources_of_type(template, kind).into_iter().map(|(id, _)| id).collect()
+}
+
+/// A string or a list of strings (an IAM `Action` or `Resource`, `AlarmActions`).
+fn strings(value: &Yaml) -> Vec<&str> {
+    match value {
+        Yaml::String(one) => vec![one.as_str()],
+        Yaml::Array(many) => many.iter().map(|item| item.as_str().expect("a string")).collect(),
+        other => panic!("expected a string or a list of strings, found {other:?}"),
+    }
+}
+
+/// The Kinesis event sources of a function.
+fn kinesis_events(function: &Yaml) -> Vec<&Yaml> {
+    function["Properties"]["Events"]
+        .as_hash()
+        .into_iter()
+        .flat_map(|events| events.values())
+        .filter(|event| event["Type"].as_str() == Some("Kinesis"))
+        .collect()
+}
+
+/// The on-failure destination of a Kinesis event source, as written (`!GetAtt Q.Arn`).
+fn on_failure_destination(event: &Yaml) -> &str {
+    event["Properties"]["DestinationConfig"]["OnFailure"]["Destination"]
+        .as_str()
+        .expect("an on-failure destination")
+}
+
+/// What Lambda's event source mapping calls on a stream it polls (Lambda's developer guide,
+/// "Process Amazon Kinesis Data Streams records with Lambda"). `kinesis:ListStreams` is not
+/// among them, and it cannot be scoped to one stream.
+const KINESIS_READ_ACTIONS: &[&str] = &[
+    "kinesis:DescribeStream",
+    "kinesis:DescribeStreamSummary",
+    "kinesis:GetRecords",
+    "kinesis:GetShardIterator",
+    "kinesis:ListShards",
+];
+
+/// What an enhanced fan-out consumer needs besides: only with an `AWS::Kinesis::StreamConsumer`.
+const KINESIS_FAN_OUT_ACTIONS: &[&str] =
+    &["kinesis:SubscribeToShard", "kinesis:DescribeStreamConsumer"];
+
+/// Writing to the function's own log group, which the template creates.
+const LOG_ACTIONS: &[&str] = &["logs:CreateLogStream", "logs:PutLogEvents"];
+
+/// The longest `MaximumRecordAgeInSeconds` a template may set: half of a stream's default
+/// retention (24 h). Lambda gives up on a batch at that age and sends its position to the
+/// on-failure destination; the other half of the retention is the time left to re-read it
+/// from the stream.
+const MAX_RECORD_AGE_SECONDS: i64 = 43_200;
 
 #[test]
 fn every_function_runs_rust_on_arm64_al2023_built_by_cargo_lambda() {
@@ -71,14 +136,7 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
         );
         let mut mappings = 0;
         for function in resources_of_type(&template, "AWS::Serverless::Function") {
-            for event in function["Properties"]["Events"]
-                .as_hash()
-                .into_iter()
-                .flat_map(|events| events.values())
-            {
-                if event["Type"].as_str() != Some("Kinesis") {
-                    continue;
-                }
+            for event in kinesis_events(function) {
                 mappings += 1;
                 let properties = &event["Properties"];
                 assert_eq!(
@@ -95,20 +153,31 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
                 let age = properties["MaximumRecordAgeInSeconds"]
                     .as_i64()
                     .expect("MaximumRecordAgeInSeconds");
-                assert!((60..=604_800).contains(&age), "{path:?}: {age}");
+                assert!(
+                    (60..=MAX_RECORD_AGE_SECONDS).contains(&age),
+                    "{path:?}: MaximumRecordAgeInSeconds {age} leaves less than half the \
+                     stream's default retention to re-read a discarded batch"
+                );
+                assert!(
+                    ["LATEST", "TRIM_HORIZON", "AT_TIMESTAMP"]
+                        .contains(&properties["StartingPosition"].as_str().unwrap_or("")),
+                    "{path:?}: a StartingPosition chosen"
+                );
                 let on_failure = &properties["DestinationConfig"]["OnFailure"];
                 assert!(
                     on_failure["Destination"].as_str().is_some(),
                     "{path:?}: an on-failure destination"
                 );
-                assert!(
-                    properties["Stream"].as_str().is_some(),
+                assert_eq!(
+                    properties["Stream"].as_str(),
+                    Some("StreamArn"),
                     "{path:?}: the stream comes from the parameter"
                 );
             }
         }
         assert!(mappings >= 1, "{path:?}: a Kinesis event source mapping");
         for key in [
+            "StartingPosition",
             "FunctionResponseTypes",
             "BisectBatchOnFunctionError",
             "MaximumRetryAttempts",
@@ -116,9 +185,7 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
             "ParallelizationFactor",
             "MaximumBatchingWindowInSeconds",
         ] {
-            if text.contains(&format!("{key}:")) {
-                assert_commented(&text, key, &path);
-            }
+            assert_commented(&text, key, &path);
         }
         assert!(
             text.contains("ParallelizationFactor:")
@@ -128,56 +195,477 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
     }
 }
 
-/// The setting `key` is preceded by a comment (directly, or as part of a group of
-/// settings under one comment).
+/// Every occurrence of the setting `key` is preceded by a comment (directly, or as part of
+/// a group of settings under one comment).
 fn assert_commented(text: &str, key: &str, path: &Path) {
     let lines: Vec<&str> = text.lines().collect();
-    let at =
-        lines.iter().position(|line| line.trim_start().starts_with(&format!("{key}:"))).unwrap();
-    let commented = lines[..at].iter().rev().take(3).any(|line| line.trim_start().starts_with('#'));
-    assert!(commented, "{path:?}: `{key}` has no comment saying why");
+    for (at, _) in lines
+        .iter()
+        .enumerate()
+        .filter(|(_, line)| line.trim_start().starts_with(&format!("{key}:")))
+    {
+        let commented =
+            lines[..at].iter().rev().take(3).any(|line| line.trim_start().starts_with('#'));
+        assert!(commented, "{path:?}: `{key}` on line {} has no comment saying why", at + 1);
+    }
+}
+
+/// A KPL aggregate travels under the partition key of its first user record, so with a
+/// parallelization factor above 1 the user records of one key, packed in aggregates of
+/// different keys, could run in two lanes at once. A template whose stream carries
+/// aggregates (its description says so) reads one batch per shard at a time.
+#[test]
+fn a_stream_of_kpl_aggregates_is_read_one_batch_per_shard_at_a_time() {
+    let mut aggregated = Vec::new();
+    for path in templates() {
+        let (_, template) = load(&path);
+        if !template["Description"].as_str().unwrap_or("").contains("KPL") {
+            continue;
+        }
+        aggregated.push(path.clone());
+        for function in resources_of_type(&template, "AWS::Serverless::Function") {
+            for event in kinesis_events(function) {
+                let factor = event["Properties"]["ParallelizationFactor"].as_i64().unwrap_or(1);
+                assert_eq!(
+                    factor, 1,
+                    "{path:?}: KPL aggregates need a parallelization factor of 1"
+                );
+            }
+        }
+    }
+    assert!(
+        aggregated.iter().any(|path| path.ends_with("log-filter/template.yaml")),
+        "log-filter's stream carries KPL aggregates: {aggregated:?}"
+    );
+}
+
+/// The function's own `AWS::IAM::Role` and the statements of its inline policies.
+fn role_statements<'a>(template: &'a Yaml, function: &Yaml, path: &Path) -> Vec<&'a Yaml> {
+    let properties = &function["Properties"];
+    assert!(
+        properties["Policies"].is_badvalue(),
+        "{path:?}: no SAM policies (its templates grant Kinesis and logs on every resource)"
+    );
+    let role_ref = properties["Role"].as_str().expect("Role: !GetAtt <role>.Arn");
+    let role_id = role_ref.strip_suffix(".Arn").expect("Role: !GetAtt <role>.Arn");
+    let role = &template["Resources"][role_id];
+    assert_eq!(role["Type"].as_str(), Some("AWS::IAM::Role"), "{path:?}: {role_id}");
+    assert!(
+        role["Properties"]["ManagedPolicyArns"].is_badvalue(),
+        "{path:?}: no managed policy (AWSLambdaKinesisExecutionRole grants on *)"
+    );
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Statement"];
+    assert!(
+        trust.as_vec().unwrap().iter().all(|statement| {
+            strings(&statement["Principal"]["Service"]) == ["lambda.amazonaws.com"]
+        }),
+        "{path:?}: only Lambda assumes the role"
+    );
+    let users = resources_of_type(template, "AWS::Serverless::Function")
+        .into_iter()
+        .filter(|other| other["Properties"]["Role"].as_str() == Some(role_ref))
+        .count();
+    assert_eq!(users, 1, "{path:?}: {role_id} serves one function");
+    role["Properties"]["Policies"]
+        .as_vec()
+        .expect("inline policies")
+        .iter()
+        .flat_map(|policy| policy["PolicyDocument"]["Statement"].as_vec().unwrap())
+        .collect()
 }
 
 #[test]
-fn iam_grants_only_what_the_sinks_document() {
+fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resources() {
     for path in templates() {
         let (_, template) = load(&path);
+        let queues = ids_of_type(&template, "AWS::SQS::Queue");
+        let topics = ids_of_type(&template, "AWS::SNS::Topic");
+        let buckets = ids_of_type(&template, "AWS::S3::Bucket");
+        let fan_out = !resources_of_type(&template, "AWS::Kinesis::StreamConsumer").is_empty();
         for function in resources_of_type(&template, "AWS::Serverless::Function") {
-            for policy in function["Properties"]["Policies"].as_vec().into_iter().flatten() {
-                for statement in policy["Statement"].as_vec().into_iter().flatten() {
-                    let actions: Vec<&str> = match &statement["Action"] {
-                        Yaml::String(action) => vec![action],
-                        Yaml::Array(actions) => actions.iter().filter_map(Yaml::as_str).collect(),
-                        other => panic!("{path:?}: unexpected Action {other:?}"),
-                    };
-                    for action in actions {
-                        assert!(
-                            SINK_ACTIONS.contains(&action),
-                            "{path:?}: {action} is more than a sink needs"
-                        );
+            let function_name = function["Properties"]["FunctionName"]
+                .as_str()
+                .expect("a FunctionName, which the log group's name repeats");
+            let log_group = named_resources_of_type(&template, "AWS::Logs::LogGroup")
+                .into_iter()
+                .find(|(_, group)| {
+                    group["Properties"]["LogGroupName"].as_str()
+                        == Some(&format!("/aws/lambda/{function_name}"))
+                });
+            let (log_group, group) =
+                log_group.unwrap_or_else(|| panic!("{path:?}: /aws/lambda/{function_name}"));
+            assert!(
+                group["Properties"]["RetentionInDays"].as_i64().is_some(),
+                "{path:?}: {log_group} has a retention"
+            );
+            let log_group_arn = format!("{log_group}.Arn");
+
+            let mut granted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+            for statement in role_statements(&template, function, &path) {
+                assert_eq!(statement["Effect"].as_str(), Some("Allow"), "{path:?}");
+                let resources = strings(&statement["Resource"]);
+                assert!(!resources.is_empty(), "{path:?}: a resource");
+                for action in strings(&statement["Action"]) {
+                    assert!(!action.contains('*'), "{path:?}: {action}: name each action");
+                    for resource in &resources {
+                        assert_ne!(*resource, "*", "{path:?}: {action} on a resource, not *");
+                        let allowed = match action {
+                            a if KINESIS_READ_ACTIONS.contains(&a) => *resource == "StreamArn",
+                            a if KINESIS_FAN_OUT_ACTIONS.contains(&a) => fan_out,
+                            a if LOG_ACTIONS.contains(&a) => *resource == log_group_arn,
+                            // The actions the sinks' rustdoc lists (the examples' own
+                            // downstream writes use the same), on the template's queues,
+                            // topics and buckets; SQS also for Lambda's on-failure records.
+                            "sqs:SendMessage" => resource
+                                .strip_suffix(".Arn")
+                                .is_some_and(|queue| queues.contains(queue)),
+                            "sns:Publish" => topics.contains(resource),
+                            "s3:PutObject" => buckets
+                                .iter()
+                                .any(|bucket| resource.starts_with(&format!("${{{bucket}.Arn}}/"))),
+                            other => panic!("{path:?}: {other} is more than the function needs"),
+                        };
+                        assert!(allowed, "{path:?}: {action} on {resource}");
+                        granted.entry(action).or_default().insert(resource);
                     }
-                    assert_ne!(
-                        statement["Resource"].as_str(),
-                        Some("*"),
-                        "{path:?}: a resource, not *"
-                    );
                 }
+            }
+            for action in KINESIS_READ_ACTIONS.iter().chain(LOG_ACTIONS) {
+                assert!(granted.contains_key(action), "{path:?}: {action} is granted");
+            }
+            for event in kinesis_events(function) {
+                let destination = on_failure_destination(event);
+                assert!(
+                    granted.get("sqs:SendMessage").is_some_and(|on| on.contains(destination)),
+                    "{path:?}: sqs:SendMessage on the on-failure destination {destination}"
+                );
             }
         }
     }
 }
 
 #[test]
-fn every_template_alarms_on_iterator_age_and_dead_letters_and_has_outputs() {
+fn dead_letters_and_failure_records_are_encrypted_at_rest() {
     for path in templates() {
         let (_, template) = load(&path);
+        for (id, queue) in named_resources_of_type(&template, "AWS::SQS::Queue") {
+            let properties = &queue["Properties"];
+            assert!(
+                properties["SqsManagedSseEnabled"].as_bool() == Some(true)
+                    || properties["KmsMasterKeyId"].as_str().is_some(),
+                "{path:?}: {id} is encrypted"
+            );
+        }
+        for (id, topic) in named_resources_of_type(&template, "AWS::SNS::Topic") {
+            assert!(
+                topic["Properties"]["KmsMasterKeyId"].as_str().is_some(),
+                "{path:?}: {id} is encrypted"
+            );
+        }
+        for (id, bucket) in named_resources_of_type(&template, "AWS::S3::Bucket") {
+            let rules =
+                &bucket["Properties"]["BucketEncryption"]["ServerSideEncryptionConfiguration"];
+            assert!(
+                rules[0]["ServerSideEncryptionByDefault"]["SSEAlgorithm"].as_str().is_some(),
+                "{path:?}: {id} is encrypted"
+            );
+        }
+    }
+}
+
+/// The alarm of the template with this namespace, metric name and statistic.
+fn alarm<'a>(
+    alarms: &[&'a Yaml],
+    (namespace, metric, statistic): (&str, &str, &str),
+    path: &Path,
+) -> &'a Yaml {
+    alarms
+        .iter()
+        .find(|alarm| {
+            let properties = &alarm["Properties"];
+            properties["Namespace"].as_str() == Some(namespace)
+                && properties["MetricName"].as_str() == Some(metric)
+                && properties["Statistic"].as_str() == Some(statistic)
+        })
+        .unwrap_or_else(|| panic!("{path:?}: an alarm on the {statistic} of {namespace} {metric}"))
+}
+
+/// An alarm's dimensions as `(name, value)`, values as written (`!Ref X` is `X`).
+fn dimensions(alarm: &Yaml) -> Vec<(&str, &Yaml)> {
+    alarm["Properties"]["Dimensions"]
+        .as_vec()
+        .unwrap()
+        .iter()
+        .map(|dimension| (dimension["Name"].as_str().unwrap(), &dimension["Value"]))
+        .collect()
+}
+
+/// `!Select [1, !Split ["/", !Ref StreamArn]]`: the stream's name, from its ARN.
+fn is_stream_name(value: &Yaml) -> bool {
+    value[0].as_i64() == Some(1)
+        && value[1][0].as_str() == Some("/")
+        && value[1][1].as_str() == Some("StreamArn")
+}
+
+#[test]
+fn every_template_alarms_when_a_shard_stalls_and_notifies_its_topic() {
+    for path in templates() {
+        let (text, template) = load(&path);
+        assert_eq!(
+            template["Parameters"]["AlarmTopicArn"]["Type"].as_str(),
+            Some("String"),
+            "{path:?}: an AlarmTopicArn parameter"
+        );
         let alarms = resources_of_type(&template, "AWS::CloudWatch::Alarm");
-        let metric = |name: &str| {
-            alarms.iter().find(|alarm| alarm["Properties"]["MetricName"].as_str() == Some(name))
-        };
-        let iterator_age = metric("IteratorAge").expect("an IteratorAge alarm");
-        assert_eq!(iterator_age["Properties"]["Statistic"].as_str(), Some("Maximum"), "{path:?}");
-        assert!(metric("DeadLettered").is_some(), "{path:?}: a dead-letter alarm");
+        for alarm in &alarms {
+            let properties = &alarm["Properties"];
+            let name = properties["MetricName"].as_str().unwrap_or("?");
+            let actions = &properties["AlarmActions"];
+            assert!(
+                !actions.is_badvalue() && strings(actions).contains(&"AlarmTopicArn"),
+                "{path:?}: the {name} alarm notifies the AlarmTopicArn topic"
+            );
+            assert!(
+                ["breaching", "notBreaching", "ignore", "missing"]
+                    .contains(&properties["TreatMissingData"].as_str().unwrap_or("")),
+                "{path:?}: the {name} alarm chooses how to treat missing data"
+            );
+        }
+        assert_commented(&text, "TreatMissingData", &path);
+
+        let namespace = runtime_namespace(&path, &template);
+        let functions = named_resources_of_type(&template, "AWS::Serverless::Function");
+        for (function_id, function) in functions {
+            let by_function = |alarm: &Yaml| {
+                let dimensions = dimensions(alarm);
+                dimensions.len() == 1
+                    && dimensions[0].0 == "FunctionName"
+                    && dimensions[0].1.as_str() == Some(function_id)
+            };
+            // Lambda's own metrics: written for failed invocations too.
+            let iterator_age = alarm(&alarms, ("AWS/Lambda", "IteratorAge", "Maximum"), &path);
+            assert!(by_function(iterator_age), "{path:?}: IteratorAge of {function_id}");
+            let errors = alarm(&alarms, ("AWS/Lambda", "Errors", "Sum"), &path);
+            assert!(by_function(errors), "{path:?}: Errors of {function_id}");
+            // The on-failure queue: the only sign that Lambda discarded a batch.
+            for event in kinesis_events(function) {
+                let destination = on_failure_destination(event);
+                let queue = destination.strip_suffix(".Arn").unwrap();
+                let depth = alarm(
+                    &alarms,
+                    ("AWS/SQS", "ApproximateNumberOfMessagesVisible", "Maximum"),
+                    &path,
+                );
+                assert_eq!(
+                    dimensions(depth).iter().map(|(n, v)| (*n, v.as_str())).collect::<Vec<_>>(),
+                    [("QueueName", Some(format!("{queue}.QueueName").as_str()))],
+                    "{path:?}: the depth of the on-failure queue {queue}"
+                );
+            }
+            let dead_lettered = alarm(&alarms, (&namespace, "DeadLettered", "Sum"), &path);
+            let dimensions = dimensions(dead_lettered);
+            assert_eq!(dimensions.len(), 2, "{path:?}: the processor's dimensions");
+            assert_eq!(dimensions[0].0, "FunctionName");
+            assert_eq!(dimensions[0].1.as_str(), Some(function_id), "{path:?}");
+            assert_eq!(dimensions[1].0, "StreamName");
+            assert!(is_stream_name(dimensions[1].1), "{path:?}: the stream's name");
+        }
         assert!(!template["Outputs"].as_hash().unwrap().is_empty(), "{path:?}");
     }
+}
+
+/// The namespace the example's processor writes its metrics to: its `metrics_namespace`,
+/// else the template's `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else the runtime's default.
+fn runtime_namespace(path: &Path, template: &Yaml) -> String {
+    let source = std::fs::read_to_string(path.with_file_name("src/main.rs")).unwrap();
+    let from_source = source
+        .split("metrics_namespace = \"")
+        .nth(1)
+        .map(|rest| rest.split('"').next().unwrap().to_owned());
+    let from_environment: Vec<&str> = resources_of_type(template, "AWS::Serverless::Function")
+        .into_iter()
+        .filter_map(|function| {
+            function["Properties"]["Environment"]["Variables"]
+                [kinesis_processor::metrics::NAMESPACE_ENV]
+                .as_str()
+        })
+        .collect();
+    if let (Some(source), Some(environment)) = (&from_source, from_environment.first()) {
+        assert_eq!(source, environment, "{path:?}: the source's namespace wins; say the same");
+    }
+    from_source
+        .or(from_environment.first().map(|n| (*n).to_owned()))
+        .unwrap_or_else(|| kinesis_processor::metrics::DEFAULT_NAMESPACE.to_owned())
+}
+
+#[kinesis_processor(format = text)]
+async fn accept(_line: String) -> Result<(), RecordError> {
+    Ok(())
+}
+
+/// The metric and dimension names of the EMF object the runtime writes for a batch.
+async fn runtime_metrics() -> (BTreeSet<String>, Vec<String>) {
+    let processor = accept();
+    let report = processor.process(TestBatch::new().text("a").text("b").build()).await.unwrap();
+    let emf = processor.emf(report.summary());
+    let directive = &emf["_aws"]["CloudWatchMetrics"][0];
+    let names: BTreeSet<String> = directive["Metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|metric| metric["Name"].as_str().unwrap().to_owned())
+        .collect();
+    let dimensions = directive["Dimensions"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|name| name.as_str().unwrap().to_owned())
+        .collect();
+    assert!(names.contains("IteratorAge") && names.contains("DeadLettered"), "{names:?}");
+    (names, dimensions)
+}
+
+/// Metrics AWS publishes, with the dimension that names the resource.
+const AWS_METRICS: &[(&str, &str, &[&str])] = &[
+    (
+        "AWS/Lambda",
+        "FunctionName",
+        &["IteratorAge", "Errors", "Throttles", "Duration", "Invocations", "ConcurrentExecutions"],
+    ),
+    (
+        "AWS/SQS",
+        "QueueName",
+        &[
+            "ApproximateNumberOfMessagesVisible",
+            "ApproximateAgeOfOldestMessage",
+            "NumberOfMessagesSent",
+        ],
+    ),
+];
+
+/// A `!Sub` dashboard body as JSON: every `${X}` becomes `<X>`, and the variables of the
+/// `!Sub` list form are returned beside it.
+fn dashboard_body<'a>(dashboard: &'a Yaml, path: &Path) -> (Value, Option<&'a Yaml>) {
+    let body = &dashboard["Properties"]["DashboardBody"];
+    let (text, variables) = match body {
+        Yaml::String(text) => (text.as_str(), None),
+        Yaml::Array(sub) => (sub[0].as_str().unwrap(), Some(&sub[1])),
+        other => panic!("{path:?}: DashboardBody is a !Sub, not {other:?}"),
+    };
+    let mut resolved = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let end = rest[start..].find('}').unwrap() + start;
+        resolved.push_str(&rest[..start]);
+        resolved.push_str(&format!("<{}>", &rest[start + 2..end]));
+        rest = &rest[end + 1..];
+    }
+    resolved.push_str(rest);
+    let json = serde_json::from_str(&resolved)
+        .unwrap_or_else(|error| panic!("{path:?}: the dashboard body is not JSON: {error}"));
+    (json, variables)
+}
+
+#[tokio::test]
+async fn every_dashboard_shows_metrics_the_runtime_or_aws_publishes() {
+    let (runtime_names, runtime_dimensions) = runtime_metrics().await;
+    for path in templates() {
+        let (_, template) = load(&path);
+        let namespace = runtime_namespace(&path, &template);
+        let dashboards = resources_of_type(&template, "AWS::CloudWatch::Dashboard");
+        assert_eq!(dashboards.len(), 1, "{path:?}: a dashboard");
+        let (body, variables) = dashboard_body(dashboards[0], &path);
+        let functions = ids_of_type(&template, "AWS::Serverless::Function");
+        let queues = ids_of_type(&template, "AWS::SQS::Queue");
+
+        // Every metric a widget names: (namespace, metric, dimension values by name).
+        let mut shown: Vec<(String, String, BTreeMap<String, String>)> = Vec::new();
+        for widget in body["widgets"].as_array().expect("widgets") {
+            if widget["type"] != "metric" {
+                continue;
+            }
+            let properties = &widget["properties"];
+            assert_eq!(properties["region"], "<AWS::Region>", "{path:?}: the stack's region");
+            for row in properties["metrics"].as_array().expect("metrics") {
+                let row: Vec<&str> =
+                    row.as_array().unwrap().iter().filter_map(Value::as_str).collect();
+                assert!(
+                    row.len() >= 2
+                        && row.len() % 2 == 0
+                        && !row.contains(&"...")
+                        && !row.contains(&"."),
+                    "{path:?}: a metric row written out in full: {row:?}"
+                );
+                let dimensions: BTreeMap<String, String> = row[2..]
+                    .chunks(2)
+                    .map(|pair| (pair[0].to_owned(), pair[1].to_owned()))
+                    .collect();
+                shown.push((row[0].to_owned(), row[1].to_owned(), dimensions));
+            }
+        }
+
+        for (metric_namespace, metric, dimensions) in &shown {
+            let names: Vec<&str> = dimensions.keys().map(String::as_str).collect();
+            if *metric_namespace == namespace {
+                assert!(runtime_names.contains(metric), "{path:?}: the runtime writes no {metric}");
+                assert_eq!(names, sorted(&runtime_dimensions), "{path:?}: {metric}'s dimensions");
+                let function = dimensions["FunctionName"].trim_matches(['<', '>']);
+                assert!(functions.contains(function), "{path:?}: {metric} of {function}");
+                let stream = dimensions["StreamName"].trim_matches(['<', '>']);
+                let variable = variables.map(|v| &v[stream]).filter(|v| !v.is_badvalue());
+                assert!(
+                    variable.is_some_and(is_stream_name),
+                    "{path:?}: {metric}'s StreamName is the stream's name"
+                );
+                continue;
+            }
+            let (_, dimension, metrics) =
+                AWS_METRICS.iter().find(|(aws, _, _)| aws == metric_namespace).unwrap_or_else(
+                    || panic!("{path:?}: {metric_namespace} is neither the runtime's nor AWS's"),
+                );
+            assert!(metrics.contains(&metric.as_str()), "{path:?}: AWS writes no {metric}");
+            assert_eq!(names, [*dimension], "{path:?}: {metric_namespace} {metric}");
+            let value = dimensions[*dimension].trim_matches(['<', '>']);
+            let named = match *dimension {
+                "FunctionName" => functions.contains(value),
+                _ => value.strip_suffix(".QueueName").is_some_and(|q| queues.contains(q)),
+            };
+            assert!(named, "{path:?}: {metric} of {value}, a resource of the template");
+        }
+
+        // What someone watching the processor needs.
+        let has = |metric_namespace: &str, metric: &str| {
+            shown.iter().any(|(n, m, _)| n == metric_namespace && m == metric)
+        };
+        let mut wanted: Vec<(&str, String)> = vec![
+            ("AWS/Lambda", "IteratorAge".into()),
+            ("AWS/Lambda", "Errors".into()),
+            ("AWS/Lambda", "Throttles".into()),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible".into()),
+        ];
+        for metric in [
+            "IteratorAge",
+            "RecordsReceived",
+            "RecordsSucceeded",
+            "ReportedFailures",
+            "BatchDuration",
+        ] {
+            wanted.push((namespace.as_str(), metric.into()));
+        }
+        for reason in kinesis_processor::dead_letter::DeadLetterReason::ALL {
+            wanted.push((namespace.as_str(), format!("DeadLettered.{}", reason.as_str())));
+        }
+        for (metric_namespace, metric) in wanted {
+            assert!(
+                has(metric_namespace, &metric),
+                "{path:?}: the dashboard shows {metric_namespace} {metric}"
+            );
+        }
+    }
+}
+
+fn sorted(names: &[String]) -> Vec<&str> {
+    let mut names: Vec<&str> = names.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names
 }
