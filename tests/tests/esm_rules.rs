@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use kinesis_processor::aggregation::UserRecord;
 use kinesis_processor::testing::{
     EventSourceMapping, FnFunction, InvocationResult, MemoryDeadLetter, SimulatedStream,
     UnknownItemIdentifier, MAX_PAYLOAD,
@@ -98,6 +99,64 @@ async fn a_batch_never_passes_the_6_mb_payload_limit() {
         "ten 1 MB records need several invocations: {payload_sizes:?}"
     );
     assert!(payload_sizes.iter().all(|size| *size <= MAX_PAYLOAD), "{payload_sizes:?}");
+}
+
+/// The 6 MB limit counts every byte of the event: a batch cut by size is as full as the
+/// limit allows (its next record would not have fitted), so the simulator's estimate is
+/// the serialized size, not a guess that cuts batches early or lets them pass 6 MB.
+#[tokio::test]
+async fn a_batch_cut_by_size_is_as_full_as_6_mb_allows() {
+    let mut stream = SimulatedStream::new("full", 1);
+    for n in 0..9_000 {
+        stream.put(&format!("user-{}", n % 97), &vec![b'a' + (n % 26) as u8; 1_000 + n % 7]);
+    }
+    let payloads = Arc::new(Mutex::new(Vec::new()));
+    let seen = payloads.clone();
+    let function = FnFunction(move |payload: Vec<u8>| {
+        seen.lock().unwrap().push(payload);
+        std::future::ready(ok())
+    });
+    EventSourceMapping::new().batch_size(10_000).run(&stream, &function).await;
+    let payloads = payloads.lock().unwrap();
+    assert!(payloads.len() >= 2, "9,000 records of 1 kB pass 6 MB");
+    for pair in payloads.windows(2) {
+        let next: Value = serde_json::from_slice(&pair[1]).unwrap();
+        let next_record = serde_json::to_vec(&next["Records"][0]).unwrap().len();
+        assert!(pair[0].len() <= MAX_PAYLOAD, "{} bytes", pair[0].len());
+        assert!(
+            pair[0].len() + 1 + next_record > MAX_PAYLOAD,
+            "{} bytes and a record of {next_record} would have fitted in {MAX_PAYLOAD}",
+            pair[0].len()
+        );
+    }
+}
+
+/// Lambda's Kinesis event has no `explicitHashKey`, even for a record put with one: the
+/// simulator sends what Lambda sends.
+#[tokio::test]
+async fn delivered_records_carry_no_explicit_hash_key() {
+    let mut stream = SimulatedStream::new("keys", 2);
+    stream.put_record("a", Some("12345"), b"x", SystemTime::now());
+    stream.put_aggregate(
+        &[
+            UserRecord { partition_key: "b", explicit_hash_key: Some("9"), data: b"1" },
+            UserRecord { partition_key: "c", explicit_hash_key: None, data: b"2" },
+        ],
+        SystemTime::now(),
+    );
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let seen = records.clone();
+    let function = FnFunction(move |payload: Vec<u8>| {
+        let event: Value = serde_json::from_slice(&payload).unwrap();
+        seen.lock().unwrap().extend(event["Records"].as_array().unwrap().iter().cloned());
+        std::future::ready(ok())
+    });
+    EventSourceMapping::new().run(&stream, &function).await;
+    let records = records.lock().unwrap();
+    assert_eq!(records.len(), 2);
+    for record in records.iter() {
+        assert!(record["kinesis"].get("explicitHashKey").is_none(), "{record}");
+    }
 }
 
 /// services-kinesis-batchfailurereporting: "If the batchItemFailures array contains

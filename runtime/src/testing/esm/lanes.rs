@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::config::{EventSourceMapping, UnknownItemIdentifier};
-use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD};
+use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD, SEPARATOR};
 use super::report::{Log, OnFailureRecord};
 use super::{Function, InvocationResult, SimulatedStream, StreamRecord, MAX_PAYLOAD};
 use crate::sequence;
@@ -117,10 +117,12 @@ impl<F: Function> Lane<'_, F> {
     /// The end of the batch starting at `start`: `BatchSize` records, or fewer when the
     /// payload would pass 6 MB.
     fn batch_end(&self, start: usize) -> usize {
+        let shard_id = self.stream.shard_ids().nth(self.shard).unwrap_or_default();
         let mut size = EVENT_OVERHEAD;
         let mut end = start;
         while end < self.records.len() && end - start < self.mapping.batch_size {
-            let next = record_json_size(self.record(end), self.stream.arn());
+            let separator = if end > start { SEPARATOR } else { 0 };
+            let next = separator + record_json_size(self.record(end), shard_id, self.stream.arn());
             if end > start && size + next > MAX_PAYLOAD {
                 break;
             }

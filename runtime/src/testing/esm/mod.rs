@@ -15,9 +15,11 @@
 //!   error (or timeout) retries the whole batch until the retries or the record age run
 //!   out, then the records are discarded to the on-failure destination; splitting a batch
 //!   does not consume the retry quota.
-//! - *Lambda quotas*: an invocation payload holds at most 6 MB.
+//! - *Lambda quotas*: an invocation payload holds at most 6 MB. A batch is cut by the
+//!   exact size of the event it becomes (every field of every record, as serialized).
 //! - *Using Lambda with Kinesis*: records with one partition key are processed in order,
-//!   also with a parallelization factor above 1.
+//!   also with a parallelization factor above 1. The event's records carry what Lambda
+//!   sends: no `explicitHashKey` (a KPL aggregate's user records keep theirs inside it).
 mod config;
 mod function;
 mod lanes;
