@@ -249,8 +249,9 @@ async fn an_identifier_not_in_the_batch_fails_the_whole_batch_unless_ignored() {
     let batches = Batches::default();
     let answer = stranger.clone();
     let function = scripted(&batches, move |_, n| if n == 1 { answer.clone() } else { ok() });
-    EventSourceMapping::new().run(&stream, &function).await;
+    let report = EventSourceMapping::new().run(&stream, &function).await;
     assert_eq!(batches.lock().unwrap()[1], sequence_numbers);
+    assert_eq!(report.unknown_item_identifiers(), 1);
 
     let batches = Batches::default();
     let function = scripted(&batches, move |_, n| if n == 1 { stranger.clone() } else { ok() });
@@ -259,6 +260,53 @@ async fn an_identifier_not_in_the_batch_fails_the_whole_batch_unless_ignored() {
         .run(&stream, &function)
         .await;
     assert_eq!(report.invocations(), 1);
+    assert_eq!(report.unknown_item_identifiers(), 1, "counted though ignored");
+}
+
+/// A function that names its failure by something other than the sequence number (here
+/// the `eventID`, `shardId-...:sequence`) fails whole batches, silently but for the
+/// report's count; a processor names sequence numbers, and the count stays at zero.
+#[tokio::test]
+async fn unknown_identifiers_are_counted_and_a_processor_gives_none() {
+    let (stream, _) = stream_of(30);
+    let by_event_id = FnFunction(|payload: Vec<u8>| {
+        let event: Value = serde_json::from_slice(&payload).unwrap();
+        let first = &event["Records"][0];
+        assert!(first["eventID"].as_str().unwrap().starts_with("shardId-"));
+        std::future::ready(InvocationResult::Response(
+            json!({ "batchItemFailures": [{ "itemIdentifier": first["eventID"] }] }),
+        ))
+    });
+    let report = EventSourceMapping::new()
+        .batch_size(10)
+        .maximum_retry_attempts(2)
+        .run(&stream, &by_event_id)
+        .await;
+    assert_eq!(report.invocations(), 9, "three batches, each tried three times whole");
+    assert_eq!(report.unknown_item_identifiers(), 9);
+    assert_eq!(report.discarded().len(), 3, "then discarded: the records are lost");
+
+    #[kinesis_processor(format = text, retries = 0)]
+    async fn fails_once(line: String, seen: &Arc<Mutex<Vec<String>>>) -> Result<(), RecordError> {
+        let mut seen = seen.lock().unwrap();
+        let first = !seen.contains(&line);
+        seen.push(line);
+        if first {
+            Err(RecordError::retry("first attempt"))
+        } else {
+            Ok(())
+        }
+    }
+    let mut stream = SimulatedStream::new("named", 1);
+    for n in 0..30 {
+        stream.put(&format!("key-{n}"), format!("line-{n}").as_bytes());
+    }
+    let report = EventSourceMapping::new()
+        .batch_size(10)
+        .run(&stream, &fails_once().state(Arc::default()))
+        .await;
+    assert!(report.partial_responses() > 0);
+    assert_eq!(report.unknown_item_identifiers(), 0);
 }
 
 /// services-kinesis-batchfailurereporting: "Even when your function code returns partial

@@ -159,7 +159,8 @@ impl EventSourceMapping {
         self
     }
 
-    /// What to do with a reported identifier that is not in the batch.
+    /// What to do with a reported identifier that is not in the batch (counted either way:
+    /// [`MappingReport::unknown_item_identifiers`](super::MappingReport::unknown_item_identifiers)).
     pub fn unknown_item_identifier(mut self, rule: UnknownItemIdentifier) -> Self {
         self.unknown_item_identifier = rule;
         self

@@ -211,7 +211,11 @@ impl<F: Function> Lane<'_, F> {
                 Verdict::Success
             }
             InvocationResult::Response(response) => {
-                let verdict = interpret(&response, &batch, self.mapping.unknown_item_identifier);
+                let (verdict, unknown) =
+                    interpret(&response, &batch, self.mapping.unknown_item_identifier);
+                if unknown {
+                    log.unknown_item_identifiers += 1;
+                }
                 if let Verdict::PartialFrom(_) = verdict {
                     log.partial_responses += 1;
                 }
@@ -267,29 +271,38 @@ impl<F: Function> Lane<'_, F> {
     }
 }
 
-/// Applies the partial batch response rules to a response.
-fn interpret(response: &Value, batch: &[&StreamRecord], unknown: UnknownItemIdentifier) -> Verdict {
+/// Applies the partial batch response rules to a response; says too whether it named an
+/// `itemIdentifier` that is not in the batch.
+fn interpret(
+    response: &Value,
+    batch: &[&StreamRecord],
+    unknown: UnknownItemIdentifier,
+) -> (Verdict, bool) {
     let failures = match response {
-        Value::Null => return Verdict::Success,
+        Value::Null => return (Verdict::Success, false),
         Value::Object(object) => match object.get("batchItemFailures") {
-            None | Some(Value::Null) => return Verdict::Success,
-            Some(Value::Array(failures)) if failures.is_empty() => return Verdict::Success,
+            None | Some(Value::Null) => return (Verdict::Success, false),
+            Some(Value::Array(failures)) if failures.is_empty() => {
+                return (Verdict::Success, false)
+            }
             Some(Value::Array(failures)) => failures,
-            Some(_) => return Verdict::WholeFailure,
+            Some(_) => return (Verdict::WholeFailure, false),
         },
-        _ => return Verdict::WholeFailure,
+        _ => return (Verdict::WholeFailure, false),
     };
     let mut lowest: Option<usize> = None;
+    let mut named_unknown = false;
     for failure in failures {
         let identifier = match failure.get("itemIdentifier") {
             Some(Value::String(identifier)) if !identifier.is_empty() => identifier,
             // Null, empty, not a string, or under a wrong key name.
-            _ => return Verdict::WholeFailure,
+            _ => return (Verdict::WholeFailure, named_unknown),
         };
         let Some(position) = batch.iter().position(|record| &record.sequence_number == identifier)
         else {
+            named_unknown = true;
             match unknown {
-                UnknownItemIdentifier::WholeBatchFailure => return Verdict::WholeFailure,
+                UnknownItemIdentifier::WholeBatchFailure => return (Verdict::WholeFailure, true),
                 UnknownItemIdentifier::Ignore => continue,
             }
         };
@@ -300,10 +313,11 @@ fn interpret(response: &Value, batch: &[&StreamRecord], unknown: UnknownItemIden
             lowest = Some(position);
         }
     }
-    match lowest {
+    let verdict = match lowest {
         Some(position) => Verdict::PartialFrom(position),
         None => Verdict::Success,
-    }
+    };
+    (verdict, named_unknown)
 }
 
 fn age(record: &StreamRecord, now: SystemTime) -> Duration {

@@ -24,6 +24,7 @@ pub(super) struct Log {
     pub(super) function_errors: usize,
     pub(super) timeouts: usize,
     pub(super) partial_responses: usize,
+    pub(super) unknown_item_identifiers: usize,
     pub(super) discarded: Vec<OnFailureRecord>,
     pub(super) expired_by_retention: usize,
 }
@@ -72,6 +73,15 @@ impl MappingReport {
     /// Invocations whose response named a record to resume from (a partial batch).
     pub fn partial_responses(&self) -> usize {
         self.log.partial_responses
+    }
+
+    /// Responses that named an `itemIdentifier` that is not a sequence number of the batch
+    /// (a sub-sequence number, an `eventID`, a record of another batch). Lambda's reading
+    /// of one is not documented; by default the simulator fails the whole batch, as
+    /// [`UnknownItemIdentifier`](super::UnknownItemIdentifier) says, so such a response
+    /// costs a retry of every record. A correct processor never gives one: assert zero.
+    pub fn unknown_item_identifiers(&self) -> usize {
+        self.log.unknown_item_identifiers
     }
 
     /// What the on-failure destination received.
