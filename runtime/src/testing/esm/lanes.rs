@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::config::{EventSourceMapping, UnknownItemIdentifier};
+use super::order::{lane_of, OrderWatch};
 use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD, SEPARATOR};
 use super::report::{Log, OnFailureRecord};
 use super::{Function, InvocationResult, SimulatedStream, StreamRecord, MAX_PAYLOAD};
@@ -27,11 +28,7 @@ pub(super) fn lane_records(
         .records(shard)
         .iter()
         .enumerate()
-        .filter(|(_, record)| {
-            lanes == 1
-                || (crate::testing::hash_key_of(&record.partition_key) % lanes as u128) as usize
-                    == lane
-        })
+        .filter(|(_, record)| lane_of(&record.partition_key, lanes) == lane)
         .map(|(index, _)| index)
         .collect()
 }
@@ -41,6 +38,7 @@ pub(super) struct Shared {
     /// Deliveries per record, per shard.
     pub(super) deliveries: Mutex<Vec<Vec<u32>>>,
     pub(super) log: Mutex<Log>,
+    pub(super) order: Mutex<OrderWatch>,
 }
 
 /// What became of one invocation, for the mapping's rules.
@@ -107,10 +105,12 @@ impl<F: Function> Lane<'_, F> {
     fn skip_expired_by_retention(&self, mut position: usize) -> usize {
         let now = SystemTime::now();
         let retention = self.stream.retention_period();
+        let start = position;
         while position < self.records.len() && age(self.record(position), now) > retention {
             self.shared.log.lock().unwrap().expired_by_retention += 1;
             position += 1;
         }
+        self.finish(start, position);
         position
     }
 
@@ -140,8 +140,14 @@ impl<F: Function> Lane<'_, F> {
         }
         let verdict = self.invoke(work.start, work.end).await;
         let (retry_from, function_error) = match verdict {
-            Verdict::Success => return Vec::new(),
-            Verdict::PartialFrom(offset) => (work.start + offset, None),
+            Verdict::Success => {
+                self.finish(work.start, work.end);
+                return Vec::new();
+            }
+            Verdict::PartialFrom(offset) => {
+                self.finish(work.start, work.start + offset);
+                (work.start + offset, None)
+            }
             Verdict::WholeFailure => (work.start, None),
             Verdict::FunctionError(kind) => (work.start, Some(kind)),
         };
@@ -170,6 +176,11 @@ impl<F: Function> Lane<'_, F> {
         vec![Work { start: retry_from, end: work.end, retries: work.retries + 1 }]
     }
 
+    /// Marks the lane's records `start..end` finished, for the order watch.
+    fn finish(&self, start: usize, end: usize) {
+        self.shared.order.lock().unwrap().finish(self.shard, &self.records[start..end]);
+    }
+
     /// Discards the leading records older than `MaximumRecordAgeInSeconds`.
     fn discard_too_old(&self, start: usize, end: usize) -> usize {
         let Some(max_age) = self.mapping.maximum_record_age else { return start };
@@ -194,7 +205,11 @@ impl<F: Function> Lane<'_, F> {
             for position in start..end {
                 deliveries[self.shard][self.records[position]] += 1;
             }
-            self.shared.log.lock().unwrap().invocations += 1;
+            let violations =
+                self.shared.order.lock().unwrap().deliver(self.shard, &self.records[start..end]);
+            let mut log = self.shared.log.lock().unwrap();
+            log.invocations += 1;
+            log.order_violations += violations;
         }
         let invocation = self.function.invoke(payload, self.mapping.function_timeout).await;
         let mut log = self.shared.log.lock().unwrap();
@@ -262,6 +277,7 @@ impl<F: Function> Lane<'_, F> {
         });
         let sequence_numbers =
             (start..end).map(|p| self.record(p).sequence_number.clone()).collect();
+        self.finish(start, end);
         self.shared
             .log
             .lock()

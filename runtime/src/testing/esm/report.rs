@@ -25,6 +25,7 @@ pub(super) struct Log {
     pub(super) timeouts: usize,
     pub(super) partial_responses: usize,
     pub(super) unknown_item_identifiers: usize,
+    pub(super) order_violations: usize,
     pub(super) discarded: Vec<OnFailureRecord>,
     pub(super) expired_by_retention: usize,
 }
@@ -82,6 +83,19 @@ impl MappingReport {
     /// costs a retry of every record. A correct processor never gives one: assert zero.
     pub fn unknown_item_identifiers(&self) -> usize {
         self.log.unknown_item_identifiers
+    }
+
+    /// User records delivered while an earlier user record of the same partition key, in
+    /// another parallel lane of the same shard, was not yet finished: records whose
+    /// per-key order the mapping did not keep.
+    ///
+    /// Lambda keeps per-key order across a shard's lanes (`ParallelizationFactor` above 1)
+    /// by the Kinesis record's partition key. A KPL aggregate holds user records of many
+    /// keys under its first one's key, so with aggregates a user key's records can run in
+    /// two lanes at once. With plain records (or aggregates of one key each), or with a
+    /// factor of 1, this is zero. The order between shards is never kept, and not counted.
+    pub fn order_violations(&self) -> usize {
+        self.log.order_violations
     }
 
     /// What the on-failure destination received.
