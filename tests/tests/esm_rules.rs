@@ -566,14 +566,18 @@ async fn kpl_aggregates_keep_user_key_order_with_one_lane_only() {
     assert!(inversions(&seen) > 0, "and user keys did run out of order");
 }
 
+/// Attempts and successes per line.
+#[derive(Default)]
+struct Tally {
+    attempts: std::collections::HashMap<String, u32>,
+    succeeded: std::collections::HashSet<String>,
+}
+
 #[kinesis_processor(format = text, retries = 0)]
-async fn sometimes(
-    line: String,
-    attempts: &Arc<Mutex<std::collections::HashMap<String, u32>>>,
-) -> Result<(), RecordError> {
+async fn sometimes(line: String, tally: &Arc<Mutex<Tally>>) -> Result<(), RecordError> {
+    let mut tally = tally.lock().unwrap();
     let attempt = {
-        let mut attempts = attempts.lock().unwrap();
-        let n = attempts.entry(line.clone()).or_insert(0);
+        let n = tally.attempts.entry(line.clone()).or_insert(0);
         *n += 1;
         *n
     };
@@ -583,43 +587,89 @@ async fn sometimes(
     if line.starts_with("flaky") && attempt == 1 {
         return Err(RecordError::retry("first attempt fails"));
     }
+    if line.starts_with("stuck") {
+        return Err(RecordError::retry("never succeeds"));
+    }
+    tally.succeeded.insert(line);
     Ok(())
 }
 
-/// A processor under the mapping: a reported failure is delivered again, a poison record
-/// is dead-lettered, and nothing is lost or sent to the on-failure destination.
-#[tokio::test]
-async fn a_processor_loses_nothing_under_the_mapping() {
+/// Runs `lines` (put under five keys over two shards) through `sometimes` under the
+/// settings of the example templates: bounded retries and record age, bisection on. Answers
+/// what went wrong; nothing, for a processor that loses nothing.
+///
+/// Each reported failure costs the batch a retry here (its checkpoint moves, its retries
+/// stay counted), and `sometimes` retries nothing in-process: a batch of 25 holds up to six
+/// flaky records, within the ten retries.
+async fn run_lines(lines: &[String]) -> Vec<String> {
     let mut stream = SimulatedStream::new("mixed", 2);
-    for n in 0..60 {
-        let line = match n % 10 {
-            3 => format!("flaky-{n}"),
-            7 => format!("poison-{n}"),
-            _ => format!("good-{n}"),
-        };
+    for (n, line) in lines.iter().enumerate() {
         stream.put(&format!("key-{}", n % 5), line.as_bytes());
     }
     let dlq = MemoryDeadLetter::default();
-    let attempts = Arc::default();
-    let processor = sometimes().state(Arc::clone(&attempts)).dead_letter(dlq.clone());
-    let report =
-        EventSourceMapping::new().batch_size(25).dead_letters(dlq).run(&stream, &processor).await;
-    assert!(report.discarded().is_empty());
-    assert_eq!(report.dead_letters().len(), 6);
-    assert!(report.duplicates() > 0, "the flaky records' batches were delivered again");
-    assert_eq!(report.never_delivered(), 0);
-    assert!(!report.stalled());
-    let attempts = attempts.lock().unwrap();
-    for n in 0..60 {
-        let line = if n % 10 == 3 {
-            format!("flaky-{n}")
-        } else if n % 10 == 7 {
-            format!("poison-{n}")
-        } else {
-            format!("good-{n}")
-        };
-        assert!(attempts.get(&line).is_some(), "{line} was processed");
+    let tally = Arc::<Mutex<Tally>>::default();
+    let processor = sometimes().state(Arc::clone(&tally)).dead_letter(dlq.clone());
+    let report = EventSourceMapping::new()
+        .batch_size(25)
+        .maximum_retry_attempts(10)
+        .maximum_record_age(Some(Duration::from_secs(600)))
+        .bisect_batch_on_function_error(true)
+        .dead_letters(dlq)
+        .run(&stream, &processor)
+        .await;
+    let mut wrong = Vec::new();
+    if !report.discarded().is_empty() {
+        wrong.push(format!(
+            "{} batches reached the on-failure destination",
+            report.discarded().len()
+        ));
     }
+    if report.never_delivered() > 0 || report.stalled() {
+        wrong.push("records were never delivered".to_owned());
+    }
+    let poison = lines.iter().filter(|line| line.starts_with("poison")).count();
+    if report.dead_letters().len() != poison {
+        wrong.push(format!(
+            "{} dead letters for {poison} poison records",
+            report.dead_letters().len()
+        ));
+    }
+    let tally = tally.lock().unwrap();
+    for line in lines.iter().filter(|line| !line.starts_with("poison")) {
+        if !tally.succeeded.contains(line) {
+            wrong.push(format!("{line} never succeeded"));
+        }
+    }
+    wrong
+}
+
+fn lines(stuck: Option<usize>) -> Vec<String> {
+    (0..60)
+        .map(|n| match n % 10 {
+            _ if Some(n) == stuck => format!("stuck-{n}"),
+            3 => format!("flaky-{n}"),
+            7 => format!("poison-{n}"),
+            _ => format!("good-{n}"),
+        })
+        .collect()
+}
+
+/// A processor under the mapping: a reported failure is delivered again, a poison record
+/// is dead-lettered, and nothing is lost or sent to the on-failure destination, though the
+/// mapping's retries are bounded as in the templates.
+#[tokio::test]
+async fn a_processor_loses_nothing_under_the_mapping() {
+    assert_eq!(run_lines(&lines(None)).await, Vec::<String>::new());
+}
+
+/// The same checks catch a processor that stalls on a record: with bounded retries the
+/// mapping gives up on its batch (the on-failure destination gets it) and the records from
+/// the stuck one on never succeed.
+#[tokio::test]
+async fn a_processor_stalling_on_a_record_fails_those_checks() {
+    let wrong = run_lines(&lines(Some(21))).await;
+    assert!(wrong[0].ends_with("reached the on-failure destination"), "{wrong:?}");
+    assert!(wrong.contains(&"stuck-21 never succeeded".to_owned()), "{wrong:?}");
 }
 
 /// services-kinesis-parameters: "MaximumBatchingWindowInSeconds ... Default 0", at most
