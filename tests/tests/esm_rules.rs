@@ -543,10 +543,12 @@ async fn kpl_aggregates_keep_user_key_order_with_one_lane_only() {
         .batch_size(20)
         .run(&stream, &note_order().state(seen.clone()))
         .await;
-    let seen = seen.lock().unwrap();
-    assert_eq!(seen.len(), 600);
-    assert_eq!(inversions(&seen), 0, "one lane: each user key in order");
-    assert_eq!(report.order_violations(), 0);
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 600);
+        assert_eq!(inversions(&seen), 0, "one lane: each user key in order");
+        assert_eq!(report.order_violations(), 0);
+    }
 
     let seen = Seen::default();
     let report = EventSourceMapping::new()
