@@ -1,6 +1,7 @@
 //! Poison records go to the dead-letter sink and the batch moves on; without a sink they
 //! are reported; a sink that refuses a letter turns it into the reported failure.
 
+use kinesis_processor::aggregation::UserRecord;
 use kinesis_processor::dead_letter::{
     DeadLetter, DeadLetterReason, DeadLetterSink, SinkError, ENVELOPE_VERSION,
 };
@@ -61,12 +62,7 @@ async fn rejected_and_undecodable_records_are_dead_lettered_and_the_batch_moves_
 async fn the_envelope_carries_every_field_of_the_record() {
     let dlq = MemoryDeadLetter::default();
     let arrival = std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_607_497_475_500);
-    let event = TestBatch::new()
-        .json(&click(""))
-        .partition_key("user-17")
-        .explicit_hash_key("12345")
-        .arrival(arrival)
-        .build();
+    let event = TestBatch::new().json(&click("")).partition_key("user-17").arrival(arrival).build();
     track().dead_letter(dlq.clone()).process(event).await.unwrap();
     let letter = &dlq.records()[0];
     let json = serde_json::to_value(letter).unwrap();
@@ -79,13 +75,40 @@ async fn the_envelope_carries_every_field_of_the_record() {
     assert_eq!(json["sequenceNumber"].as_str().unwrap().len(), 56);
     assert_eq!(json["subSequenceNumber"], serde_json::Value::Null);
     assert_eq!(json["partitionKey"], "user-17");
-    assert_eq!(json["explicitHashKey"], "12345");
+    assert_eq!(json["explicitHashKey"], serde_json::Value::Null, "Lambda sends none");
     assert_eq!(json["approximateArrivalTimestamp"], 1607497475.5);
     assert_eq!(json["aggregated"], false);
     assert_eq!(letter.data_bytes().unwrap(), br#"{"url":""}"#);
     // The envelope reads back into the same value.
     let back: DeadLetter = serde_json::from_value(json).unwrap();
     assert_eq!(&back, letter);
+}
+
+/// A KPL user record keeps its own partition key, explicit hash key and sub-sequence
+/// number in its letter, whatever the aggregate was put with.
+#[tokio::test]
+async fn a_user_records_letter_carries_its_own_keys() {
+    let dlq = MemoryDeadLetter::default();
+    let (good, poison) = (click("/a").to_string(), click("").to_string());
+    let event = TestBatch::new()
+        .aggregate(&[
+            UserRecord { partition_key: "user-1", explicit_hash_key: None, data: good.as_bytes() },
+            UserRecord {
+                partition_key: "user-17",
+                explicit_hash_key: Some("12345"),
+                data: poison.as_bytes(),
+            },
+        ])
+        .build();
+    track().dead_letter(dlq.clone()).process(event).await.unwrap();
+    let letters = dlq.records();
+    assert_eq!(letters.len(), 1);
+    let json = serde_json::to_value(&letters[0]).unwrap();
+    assert_eq!(json["partitionKey"], "user-17");
+    assert_eq!(json["explicitHashKey"], "12345");
+    assert_eq!(json["subSequenceNumber"], 1);
+    assert_eq!(json["aggregated"], true);
+    assert_eq!(letters[0].data_bytes().unwrap(), poison.as_bytes());
 }
 
 #[tokio::test]

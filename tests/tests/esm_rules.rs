@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use kinesis_processor::aggregation::UserRecord;
 use kinesis_processor::testing::{
     EventSourceMapping, FnFunction, InvocationResult, MemoryDeadLetter, SimulatedStream,
     UnknownItemIdentifier, MAX_PAYLOAD,
@@ -100,6 +101,64 @@ async fn a_batch_never_passes_the_6_mb_payload_limit() {
     assert!(payload_sizes.iter().all(|size| *size <= MAX_PAYLOAD), "{payload_sizes:?}");
 }
 
+/// The 6 MB limit counts every byte of the event: a batch cut by size is as full as the
+/// limit allows (its next record would not have fitted), so the simulator's estimate is
+/// the serialized size, not a guess that cuts batches early or lets them pass 6 MB.
+#[tokio::test]
+async fn a_batch_cut_by_size_is_as_full_as_6_mb_allows() {
+    let mut stream = SimulatedStream::new("full", 1);
+    for n in 0..9_000 {
+        stream.put(&format!("user-{}", n % 97), &vec![b'a' + (n % 26) as u8; 1_000 + n % 7]);
+    }
+    let payloads = Arc::new(Mutex::new(Vec::new()));
+    let seen = payloads.clone();
+    let function = FnFunction(move |payload: Vec<u8>| {
+        seen.lock().unwrap().push(payload);
+        std::future::ready(ok())
+    });
+    EventSourceMapping::new().batch_size(10_000).run(&stream, &function).await;
+    let payloads = payloads.lock().unwrap();
+    assert!(payloads.len() >= 2, "9,000 records of 1 kB pass 6 MB");
+    for pair in payloads.windows(2) {
+        let next: Value = serde_json::from_slice(&pair[1]).unwrap();
+        let next_record = serde_json::to_vec(&next["Records"][0]).unwrap().len();
+        assert!(pair[0].len() <= MAX_PAYLOAD, "{} bytes", pair[0].len());
+        assert!(
+            pair[0].len() + 1 + next_record > MAX_PAYLOAD,
+            "{} bytes and a record of {next_record} would have fitted in {MAX_PAYLOAD}",
+            pair[0].len()
+        );
+    }
+}
+
+/// Lambda's Kinesis event has no `explicitHashKey`, even for a record put with one: the
+/// simulator sends what Lambda sends.
+#[tokio::test]
+async fn delivered_records_carry_no_explicit_hash_key() {
+    let mut stream = SimulatedStream::new("keys", 2);
+    stream.put_record("a", Some("12345"), b"x", SystemTime::now());
+    stream.put_aggregate(
+        &[
+            UserRecord { partition_key: "b", explicit_hash_key: Some("9"), data: b"1" },
+            UserRecord { partition_key: "c", explicit_hash_key: None, data: b"2" },
+        ],
+        SystemTime::now(),
+    );
+    let records = Arc::new(Mutex::new(Vec::new()));
+    let seen = records.clone();
+    let function = FnFunction(move |payload: Vec<u8>| {
+        let event: Value = serde_json::from_slice(&payload).unwrap();
+        seen.lock().unwrap().extend(event["Records"].as_array().unwrap().iter().cloned());
+        std::future::ready(ok())
+    });
+    EventSourceMapping::new().run(&stream, &function).await;
+    let records = records.lock().unwrap();
+    assert_eq!(records.len(), 2);
+    for record in records.iter() {
+        assert!(record["kinesis"].get("explicitHashKey").is_none(), "{record}");
+    }
+}
+
 /// services-kinesis-batchfailurereporting: "If the batchItemFailures array contains
 /// multiple items, Lambda uses the record with the lowest sequence number as the
 /// checkpoint. Lambda then retries all records starting from that checkpoint."
@@ -190,8 +249,9 @@ async fn an_identifier_not_in_the_batch_fails_the_whole_batch_unless_ignored() {
     let batches = Batches::default();
     let answer = stranger.clone();
     let function = scripted(&batches, move |_, n| if n == 1 { answer.clone() } else { ok() });
-    EventSourceMapping::new().run(&stream, &function).await;
+    let report = EventSourceMapping::new().run(&stream, &function).await;
     assert_eq!(batches.lock().unwrap()[1], sequence_numbers);
+    assert_eq!(report.unknown_item_identifiers(), 1);
 
     let batches = Batches::default();
     let function = scripted(&batches, move |_, n| if n == 1 { stranger.clone() } else { ok() });
@@ -200,6 +260,53 @@ async fn an_identifier_not_in_the_batch_fails_the_whole_batch_unless_ignored() {
         .run(&stream, &function)
         .await;
     assert_eq!(report.invocations(), 1);
+    assert_eq!(report.unknown_item_identifiers(), 1, "counted though ignored");
+}
+
+/// A function that names its failure by something other than the sequence number (here
+/// the `eventID`, `shardId-...:sequence`) fails whole batches, silently but for the
+/// report's count; a processor names sequence numbers, and the count stays at zero.
+#[tokio::test]
+async fn unknown_identifiers_are_counted_and_a_processor_gives_none() {
+    let (stream, _) = stream_of(30);
+    let by_event_id = FnFunction(|payload: Vec<u8>| {
+        let event: Value = serde_json::from_slice(&payload).unwrap();
+        let first = &event["Records"][0];
+        assert!(first["eventID"].as_str().unwrap().starts_with("shardId-"));
+        std::future::ready(InvocationResult::Response(
+            json!({ "batchItemFailures": [{ "itemIdentifier": first["eventID"] }] }),
+        ))
+    });
+    let report = EventSourceMapping::new()
+        .batch_size(10)
+        .maximum_retry_attempts(2)
+        .run(&stream, &by_event_id)
+        .await;
+    assert_eq!(report.invocations(), 9, "three batches, each tried three times whole");
+    assert_eq!(report.unknown_item_identifiers(), 9);
+    assert_eq!(report.discarded().len(), 3, "then discarded: the records are lost");
+
+    #[kinesis_processor(format = text, retries = 0)]
+    async fn fails_once(line: String, seen: &Arc<Mutex<Vec<String>>>) -> Result<(), RecordError> {
+        let mut seen = seen.lock().unwrap();
+        let first = !seen.contains(&line);
+        seen.push(line);
+        if first {
+            Err(RecordError::retry("first attempt"))
+        } else {
+            Ok(())
+        }
+    }
+    let mut stream = SimulatedStream::new("named", 1);
+    for n in 0..30 {
+        stream.put(&format!("key-{n}"), format!("line-{n}").as_bytes());
+    }
+    let report = EventSourceMapping::new()
+        .batch_size(10)
+        .run(&stream, &fails_once().state(Arc::default()))
+        .await;
+    assert!(report.partial_responses() > 0);
+    assert_eq!(report.unknown_item_identifiers(), 0);
 }
 
 /// services-kinesis-batchfailurereporting: "Even when your function code returns partial
@@ -362,6 +469,7 @@ async fn a_parallelization_factor_keeps_each_keys_order() {
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 400);
     assert_eq!(report.duplicates(), 0);
+    assert_eq!(report.order_violations(), 0, "plain records keep their key's lane");
     for key in 0..13 {
         let order: Vec<u32> =
             seen.iter().filter(|(k, _)| *k == format!("key-{key}")).map(|(_, n)| *n).collect();
@@ -369,14 +477,109 @@ async fn a_parallelization_factor_keeps_each_keys_order() {
     }
 }
 
+type Seen = Arc<Mutex<Vec<(String, u32)>>>;
+
 #[kinesis_processor(format = text, retries = 0)]
-async fn sometimes(
-    line: String,
-    attempts: &Arc<Mutex<std::collections::HashMap<String, u32>>>,
-) -> Result<(), RecordError> {
+async fn note_order(line: String, meta: &RecordMeta, seen: &Seen) -> Result<(), RecordError> {
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    seen.lock().unwrap().push((meta.partition_key().to_owned(), line.parse().unwrap()));
+    Ok(())
+}
+
+/// A stream as a KPL producer fills it: plain records, and aggregates holding user records
+/// of several keys under the first one's partition key (all of one shard, as the KPL
+/// packs them). Data: each user record's number, growing per key.
+fn kpl_stream() -> SimulatedStream {
+    let mut stream = SimulatedStream::new("kpl", 1);
+    let keys: Vec<String> = (0..12).map(|k| format!("user-{k}")).collect();
+    let mut n = 0u32;
+    let mut roll = 17usize;
+    while n < 600 {
+        roll = roll.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        let size = (1 + (roll >> 33) % 6).min(600 - n as usize);
+        let data: Vec<(String, Vec<u8>)> = (0..size)
+            .map(|i| {
+                let key = keys[(roll >> (8 + 4 * i)) % keys.len()].clone();
+                n += 1;
+                (key, n.to_string().into_bytes())
+            })
+            .collect();
+        if size == 1 {
+            stream.put(&data[0].0, &data[0].1);
+        } else {
+            let users: Vec<UserRecord<'_>> = data
+                .iter()
+                .map(|(key, data)| UserRecord { partition_key: key, explicit_hash_key: None, data })
+                .collect();
+            stream.put_aggregate(&users, SystemTime::now());
+        }
+    }
+    stream
+}
+
+fn inversions(seen: &[(String, u32)]) -> usize {
+    let mut last = std::collections::HashMap::new();
+    let mut inversions = 0;
+    for (key, n) in seen {
+        if let Some(before) = last.insert(key.clone(), *n) {
+            inversions += usize::from(before > *n);
+        }
+    }
+    inversions
+}
+
+/// with-kinesis: with a ParallelizationFactor, "Lambda still ensures in-order processing at
+/// the partition-key level", by the Kinesis record's key. KPL aggregates hold user records
+/// of many keys under their first one's key: with one lane per shard each user key keeps its
+/// order; with several, a user key's records sit in different lanes and the mapping
+/// reports the order violations it causes. Per-key order across lanes needs plain records.
+#[tokio::test]
+async fn kpl_aggregates_keep_user_key_order_with_one_lane_only() {
+    let stream = kpl_stream();
+    assert!(stream.len() < 400, "many records are aggregates");
+
+    let seen = Seen::default();
+    let report = EventSourceMapping::new()
+        .batch_size(20)
+        .run(&stream, &note_order().state(seen.clone()))
+        .await;
+    {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 600);
+        assert_eq!(inversions(&seen), 0, "one lane: each user key in order");
+        assert_eq!(report.order_violations(), 0);
+    }
+
+    let seen = Seen::default();
+    let report = EventSourceMapping::new()
+        .batch_size(20)
+        .parallelization_factor(4)
+        .run(&stream, &note_order().state(seen.clone()))
+        .await;
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 600);
+    assert!(report.order_violations() > 0, "four lanes and mixed-key aggregates");
+    assert!(
+        report.order_violations() >= inversions(&seen),
+        "every inversion seen is counted: {} < {}",
+        report.order_violations(),
+        inversions(&seen)
+    );
+    assert!(inversions(&seen) > 0, "and user keys did run out of order");
+}
+
+/// Attempts and successes per line.
+#[derive(Default)]
+struct Tally {
+    attempts: std::collections::HashMap<String, u32>,
+    succeeded: std::collections::HashSet<String>,
+}
+
+#[kinesis_processor(format = text, retries = 0)]
+async fn sometimes(line: String, tally: &Arc<Mutex<Tally>>) -> Result<(), RecordError> {
+    let mut tally = tally.lock().unwrap();
     let attempt = {
-        let mut attempts = attempts.lock().unwrap();
-        let n = attempts.entry(line.clone()).or_insert(0);
+        let n = tally.attempts.entry(line.clone()).or_insert(0);
         *n += 1;
         *n
     };
@@ -386,43 +589,89 @@ async fn sometimes(
     if line.starts_with("flaky") && attempt == 1 {
         return Err(RecordError::retry("first attempt fails"));
     }
+    if line.starts_with("stuck") {
+        return Err(RecordError::retry("never succeeds"));
+    }
+    tally.succeeded.insert(line);
     Ok(())
 }
 
-/// A processor under the mapping: a reported failure is delivered again, a poison record
-/// is dead-lettered, and nothing is lost or sent to the on-failure destination.
-#[tokio::test]
-async fn a_processor_loses_nothing_under_the_mapping() {
+/// Runs `lines` (put under five keys over two shards) through `sometimes` under the
+/// settings of the example templates: bounded retries and record age, bisection on. Answers
+/// what went wrong; nothing, for a processor that loses nothing.
+///
+/// Each reported failure costs the batch a retry here (its checkpoint moves, its retries
+/// stay counted), and `sometimes` retries nothing in-process: a batch of 25 holds up to six
+/// flaky records, within the ten retries.
+async fn run_lines(lines: &[String]) -> Vec<String> {
     let mut stream = SimulatedStream::new("mixed", 2);
-    for n in 0..60 {
-        let line = match n % 10 {
-            3 => format!("flaky-{n}"),
-            7 => format!("poison-{n}"),
-            _ => format!("good-{n}"),
-        };
+    for (n, line) in lines.iter().enumerate() {
         stream.put(&format!("key-{}", n % 5), line.as_bytes());
     }
     let dlq = MemoryDeadLetter::default();
-    let attempts = Arc::default();
-    let processor = sometimes().state(Arc::clone(&attempts)).dead_letter(dlq.clone());
-    let report =
-        EventSourceMapping::new().batch_size(25).dead_letters(dlq).run(&stream, &processor).await;
-    assert!(report.discarded().is_empty());
-    assert_eq!(report.dead_letters().len(), 6);
-    assert!(report.duplicates() > 0, "the flaky records' batches were delivered again");
-    assert_eq!(report.never_delivered(), 0);
-    assert!(!report.stalled());
-    let attempts = attempts.lock().unwrap();
-    for n in 0..60 {
-        let line = if n % 10 == 3 {
-            format!("flaky-{n}")
-        } else if n % 10 == 7 {
-            format!("poison-{n}")
-        } else {
-            format!("good-{n}")
-        };
-        assert!(attempts.get(&line).is_some(), "{line} was processed");
+    let tally = Arc::<Mutex<Tally>>::default();
+    let processor = sometimes().state(Arc::clone(&tally)).dead_letter(dlq.clone());
+    let report = EventSourceMapping::new()
+        .batch_size(25)
+        .maximum_retry_attempts(10)
+        .maximum_record_age(Some(Duration::from_secs(600)))
+        .bisect_batch_on_function_error(true)
+        .dead_letters(dlq)
+        .run(&stream, &processor)
+        .await;
+    let mut wrong = Vec::new();
+    if !report.discarded().is_empty() {
+        wrong.push(format!(
+            "{} batches reached the on-failure destination",
+            report.discarded().len()
+        ));
     }
+    if report.never_delivered() > 0 || report.stalled() {
+        wrong.push("records were never delivered".to_owned());
+    }
+    let poison = lines.iter().filter(|line| line.starts_with("poison")).count();
+    if report.dead_letters().len() != poison {
+        wrong.push(format!(
+            "{} dead letters for {poison} poison records",
+            report.dead_letters().len()
+        ));
+    }
+    let tally = tally.lock().unwrap();
+    for line in lines.iter().filter(|line| !line.starts_with("poison")) {
+        if !tally.succeeded.contains(line) {
+            wrong.push(format!("{line} never succeeded"));
+        }
+    }
+    wrong
+}
+
+fn lines(stuck: Option<usize>) -> Vec<String> {
+    (0..60)
+        .map(|n| match n % 10 {
+            _ if Some(n) == stuck => format!("stuck-{n}"),
+            3 => format!("flaky-{n}"),
+            7 => format!("poison-{n}"),
+            _ => format!("good-{n}"),
+        })
+        .collect()
+}
+
+/// A processor under the mapping: a reported failure is delivered again, a poison record
+/// is dead-lettered, and nothing is lost or sent to the on-failure destination, though the
+/// mapping's retries are bounded as in the templates.
+#[tokio::test]
+async fn a_processor_loses_nothing_under_the_mapping() {
+    assert_eq!(run_lines(&lines(None)).await, Vec::<String>::new());
+}
+
+/// The same checks catch a processor that stalls on a record: with bounded retries the
+/// mapping gives up on its batch (the on-failure destination gets it) and the records from
+/// the stuck one on never succeed.
+#[tokio::test]
+async fn a_processor_stalling_on_a_record_fails_those_checks() {
+    let wrong = run_lines(&lines(Some(21))).await;
+    assert!(wrong[0].ends_with("reached the on-failure destination"), "{wrong:?}");
+    assert!(wrong.contains(&"stuck-21 never succeeded".to_owned()), "{wrong:?}");
 }
 
 /// services-kinesis-parameters: "MaximumBatchingWindowInSeconds ... Default 0", at most

@@ -124,10 +124,7 @@ fn aggregates_made_here_deaggregate_identically_with_the_python_library() {
     assert!(aggregates.len() > 4, "several full aggregates");
     let mut batch = TestBatch::new();
     for aggregate in &aggregates {
-        batch = batch
-            .bytes(&aggregate.data)
-            .partition_key(&aggregate.partition_key)
-            .explicit_hash_key(&aggregate.explicit_hash_key);
+        batch = batch.bytes(&aggregate.data).partition_key(&aggregate.partition_key);
     }
     let event: Value = serde_json::from_slice(&batch.build()).unwrap();
     let file = temp_file("rust-made");

@@ -1,5 +1,9 @@
 //! Lambda Kinesis event records, built one way for [`TestBatch`](super::TestBatch) and the
 //! event source mapping simulator.
+//!
+//! A record carries what Lambda's event carries: no `explicitHashKey`, even when the record
+//! was put with one (only the user records inside a KPL aggregate keep theirs, in the
+//! aggregate's protobuf).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -14,23 +18,19 @@ pub(crate) struct EventRecord<'a> {
     pub data: &'a str,
     /// `approximateArrivalTimestamp`: epoch seconds with milliseconds.
     pub arrival: f64,
-    pub explicit_hash_key: Option<&'a str>,
     pub shard_id: &'a str,
     pub stream_arn: &'a str,
 }
 
 /// The record as Lambda writes it in the event.
 pub(crate) fn record_json(record: &EventRecord<'_>) -> Value {
-    let mut kinesis = json!({
+    let kinesis = json!({
         "kinesisSchemaVersion": "1.0",
         "partitionKey": record.partition_key,
         "sequenceNumber": record.sequence_number,
         "data": record.data,
         "approximateArrivalTimestamp": record.arrival,
     });
-    if let Some(key) = record.explicit_hash_key {
-        kinesis["explicitHashKey"] = json!(key);
-    }
     json!({
         "kinesis": kinesis,
         "eventSource": "aws:kinesis",

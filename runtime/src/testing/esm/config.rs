@@ -142,7 +142,9 @@ impl EventSourceMapping {
     }
 
     /// `ParallelizationFactor`: concurrent batches per shard, 1 to 10; records of one
-    /// partition key stay in one of them, in order.
+    /// partition key stay in one of them, in order. That key is the Kinesis record's: the
+    /// user records of a KPL aggregate go with its first one's key, so per-key order
+    /// across lanes needs plain records (see [`MappingReport::order_violations`](super::MappingReport::order_violations)).
     ///
     /// # Panics
     ///
@@ -159,7 +161,8 @@ impl EventSourceMapping {
         self
     }
 
-    /// What to do with a reported identifier that is not in the batch.
+    /// What to do with a reported identifier that is not in the batch (counted either way:
+    /// [`MappingReport::unknown_item_identifiers`](super::MappingReport::unknown_item_identifiers)).
     pub fn unknown_item_identifier(mut self, rule: UnknownItemIdentifier) -> Self {
         self.unknown_item_identifier = rule;
         self

@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{json, Value};
 
 use super::config::{EventSourceMapping, UnknownItemIdentifier};
-use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD};
+use super::order::{lane_of, OrderWatch};
+use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD, SEPARATOR};
 use super::report::{Log, OnFailureRecord};
 use super::{Function, InvocationResult, SimulatedStream, StreamRecord, MAX_PAYLOAD};
 use crate::sequence;
@@ -27,11 +28,7 @@ pub(super) fn lane_records(
         .records(shard)
         .iter()
         .enumerate()
-        .filter(|(_, record)| {
-            lanes == 1
-                || (crate::testing::hash_key_of(&record.partition_key) % lanes as u128) as usize
-                    == lane
-        })
+        .filter(|(_, record)| lane_of(&record.partition_key, lanes) == lane)
         .map(|(index, _)| index)
         .collect()
 }
@@ -41,6 +38,7 @@ pub(super) struct Shared {
     /// Deliveries per record, per shard.
     pub(super) deliveries: Mutex<Vec<Vec<u32>>>,
     pub(super) log: Mutex<Log>,
+    pub(super) order: Mutex<OrderWatch>,
 }
 
 /// What became of one invocation, for the mapping's rules.
@@ -107,20 +105,24 @@ impl<F: Function> Lane<'_, F> {
     fn skip_expired_by_retention(&self, mut position: usize) -> usize {
         let now = SystemTime::now();
         let retention = self.stream.retention_period();
+        let start = position;
         while position < self.records.len() && age(self.record(position), now) > retention {
             self.shared.log.lock().unwrap().expired_by_retention += 1;
             position += 1;
         }
+        self.finish(start, position);
         position
     }
 
     /// The end of the batch starting at `start`: `BatchSize` records, or fewer when the
     /// payload would pass 6 MB.
     fn batch_end(&self, start: usize) -> usize {
+        let shard_id = self.stream.shard_ids().nth(self.shard).unwrap_or_default();
         let mut size = EVENT_OVERHEAD;
         let mut end = start;
         while end < self.records.len() && end - start < self.mapping.batch_size {
-            let next = record_json_size(self.record(end), self.stream.arn());
+            let separator = if end > start { SEPARATOR } else { 0 };
+            let next = separator + record_json_size(self.record(end), shard_id, self.stream.arn());
             if end > start && size + next > MAX_PAYLOAD {
                 break;
             }
@@ -138,8 +140,14 @@ impl<F: Function> Lane<'_, F> {
         }
         let verdict = self.invoke(work.start, work.end).await;
         let (retry_from, function_error) = match verdict {
-            Verdict::Success => return Vec::new(),
-            Verdict::PartialFrom(offset) => (work.start + offset, None),
+            Verdict::Success => {
+                self.finish(work.start, work.end);
+                return Vec::new();
+            }
+            Verdict::PartialFrom(offset) => {
+                self.finish(work.start, work.start + offset);
+                (work.start + offset, None)
+            }
             Verdict::WholeFailure => (work.start, None),
             Verdict::FunctionError(kind) => (work.start, Some(kind)),
         };
@@ -168,6 +176,11 @@ impl<F: Function> Lane<'_, F> {
         vec![Work { start: retry_from, end: work.end, retries: work.retries + 1 }]
     }
 
+    /// Marks the lane's records `start..end` finished, for the order watch.
+    fn finish(&self, start: usize, end: usize) {
+        self.shared.order.lock().unwrap().finish(self.shard, &self.records[start..end]);
+    }
+
     /// Discards the leading records older than `MaximumRecordAgeInSeconds`.
     fn discard_too_old(&self, start: usize, end: usize) -> usize {
         let Some(max_age) = self.mapping.maximum_record_age else { return start };
@@ -192,7 +205,11 @@ impl<F: Function> Lane<'_, F> {
             for position in start..end {
                 deliveries[self.shard][self.records[position]] += 1;
             }
-            self.shared.log.lock().unwrap().invocations += 1;
+            let violations =
+                self.shared.order.lock().unwrap().deliver(self.shard, &self.records[start..end]);
+            let mut log = self.shared.log.lock().unwrap();
+            log.invocations += 1;
+            log.order_violations += violations;
         }
         let invocation = self.function.invoke(payload, self.mapping.function_timeout).await;
         let mut log = self.shared.log.lock().unwrap();
@@ -209,7 +226,11 @@ impl<F: Function> Lane<'_, F> {
                 Verdict::Success
             }
             InvocationResult::Response(response) => {
-                let verdict = interpret(&response, &batch, self.mapping.unknown_item_identifier);
+                let (verdict, unknown) =
+                    interpret(&response, &batch, self.mapping.unknown_item_identifier);
+                if unknown {
+                    log.unknown_item_identifiers += 1;
+                }
                 if let Verdict::PartialFrom(_) = verdict {
                     log.partial_responses += 1;
                 }
@@ -256,6 +277,7 @@ impl<F: Function> Lane<'_, F> {
         });
         let sequence_numbers =
             (start..end).map(|p| self.record(p).sequence_number.clone()).collect();
+        self.finish(start, end);
         self.shared
             .log
             .lock()
@@ -265,29 +287,38 @@ impl<F: Function> Lane<'_, F> {
     }
 }
 
-/// Applies the partial batch response rules to a response.
-fn interpret(response: &Value, batch: &[&StreamRecord], unknown: UnknownItemIdentifier) -> Verdict {
+/// Applies the partial batch response rules to a response; says too whether it named an
+/// `itemIdentifier` that is not in the batch.
+fn interpret(
+    response: &Value,
+    batch: &[&StreamRecord],
+    unknown: UnknownItemIdentifier,
+) -> (Verdict, bool) {
     let failures = match response {
-        Value::Null => return Verdict::Success,
+        Value::Null => return (Verdict::Success, false),
         Value::Object(object) => match object.get("batchItemFailures") {
-            None | Some(Value::Null) => return Verdict::Success,
-            Some(Value::Array(failures)) if failures.is_empty() => return Verdict::Success,
+            None | Some(Value::Null) => return (Verdict::Success, false),
+            Some(Value::Array(failures)) if failures.is_empty() => {
+                return (Verdict::Success, false)
+            }
             Some(Value::Array(failures)) => failures,
-            Some(_) => return Verdict::WholeFailure,
+            Some(_) => return (Verdict::WholeFailure, false),
         },
-        _ => return Verdict::WholeFailure,
+        _ => return (Verdict::WholeFailure, false),
     };
     let mut lowest: Option<usize> = None;
+    let mut named_unknown = false;
     for failure in failures {
         let identifier = match failure.get("itemIdentifier") {
             Some(Value::String(identifier)) if !identifier.is_empty() => identifier,
             // Null, empty, not a string, or under a wrong key name.
-            _ => return Verdict::WholeFailure,
+            _ => return (Verdict::WholeFailure, named_unknown),
         };
         let Some(position) = batch.iter().position(|record| &record.sequence_number == identifier)
         else {
+            named_unknown = true;
             match unknown {
-                UnknownItemIdentifier::WholeBatchFailure => return Verdict::WholeFailure,
+                UnknownItemIdentifier::WholeBatchFailure => return (Verdict::WholeFailure, true),
                 UnknownItemIdentifier::Ignore => continue,
             }
         };
@@ -298,10 +329,11 @@ fn interpret(response: &Value, batch: &[&StreamRecord], unknown: UnknownItemIden
             lowest = Some(position);
         }
     }
-    match lowest {
+    let verdict = match lowest {
         Some(position) => Verdict::PartialFrom(position),
         None => Verdict::Success,
-    }
+    };
+    (verdict, named_unknown)
 }
 
 fn age(record: &StreamRecord, now: SystemTime) -> Duration {

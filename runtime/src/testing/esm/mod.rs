@@ -15,12 +15,27 @@
 //!   error (or timeout) retries the whole batch until the retries or the record age run
 //!   out, then the records are discarded to the on-failure destination; splitting a batch
 //!   does not consume the retry quota.
-//! - *Lambda quotas*: an invocation payload holds at most 6 MB.
+//! - *Lambda quotas*: an invocation payload holds at most 6 MB. A batch is cut by the
+//!   exact size of the event it becomes (every field of every record, as serialized).
 //! - *Using Lambda with Kinesis*: records with one partition key are processed in order,
-//!   also with a parallelization factor above 1.
+//!   also with a parallelization factor above 1. The event's records carry what Lambda
+//!   sends: no `explicitHashKey` (a KPL aggregate's user records keep theirs inside it).
+//!
+//! **Per-key order across lanes needs plain records, not KPL aggregates.** With a
+//! `ParallelizationFactor` above 1, Lambda spreads a shard's records over lanes by the
+//! Kinesis record's partition key. A KPL aggregate holds user records of many partition
+//! keys under its first one's key, so the user records of one key can sit in aggregates of
+//! different lanes and run at the same time, out of order. The report counts what it sees
+//! ([`MappingReport::order_violations`]): user records delivered while an earlier record
+//! of their key, in another lane, was unfinished. With a factor of 1, or plain records (or
+//! aggregates of one key each), it is zero.
+//!
+//! The report also counts responses that named an `itemIdentifier` not in the batch
+//! ([`MappingReport::unknown_item_identifiers`]), which fail the whole batch by default.
 mod config;
 mod function;
 mod lanes;
+mod order;
 mod payload;
 mod report;
 mod stream;
@@ -37,6 +52,7 @@ pub use stream::{Put, SimulatedStream, StreamRecord};
 
 use super::MemoryDeadLetter;
 use lanes::{join_all, lane_records, Lane, Shared};
+use order::OrderWatch;
 use report::Log;
 
 /// The most an invocation payload holds: 6 MB.
@@ -52,6 +68,7 @@ impl EventSourceMapping {
                 .collect::<Vec<_>>()
                 .into(),
             log: Mutex::new(Log::default()),
+            order: Mutex::new(OrderWatch::new(stream, self.parallelization_factor)),
         };
         let lanes: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = (0..stream.shard_count())
             .flat_map(|shard| (0..self.parallelization_factor).map(move |lane| (shard, lane)))

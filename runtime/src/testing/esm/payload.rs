@@ -8,26 +8,48 @@ use crate::testing::event::{self, EventRecord};
 /// `{"Records":[` and `]}`.
 pub(super) const EVENT_OVERHEAD: usize = 14;
 
-/// The bytes one record takes in the event (an upper bound, for the 6 MB limit).
-pub(super) fn record_json_size(record: &StreamRecord, arn: &str) -> usize {
-    let data = record.data.len().div_ceil(3) * 4;
-    2 * record.sequence_number.len() + record.partition_key.len() * 6 + data + 2 * arn.len() + 320
+/// The comma between two records of the event.
+pub(super) const SEPARATOR: usize = 1;
+
+/// The record as the event holds it.
+fn record_value(record: &StreamRecord, shard_id: &str, arn: &str) -> serde_json::Value {
+    event::record_json(&EventRecord {
+        partition_key: &record.partition_key,
+        sequence_number: &record.sequence_number,
+        data: &event::base64(&record.data),
+        arrival: event::epoch_seconds(record.arrival),
+        shard_id,
+        stream_arn: arn,
+    })
+}
+
+/// The bytes one record takes in the event, exactly: its serialized JSON, every field
+/// counted. A batch of `n` records takes [`EVENT_OVERHEAD`], the records' sizes, and
+/// `n - 1` separators.
+pub(super) fn record_json_size(record: &StreamRecord, shard_id: &str, arn: &str) -> usize {
+    let mut counter = Counter(0);
+    serde_json::to_writer(&mut counter, &record_value(record, shard_id, arn))
+        .expect("JSON values serialize");
+    counter.0
+}
+
+/// A writer that only counts.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0 += bytes.len();
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 /// The invocation payload for `batch`: a Lambda Kinesis event.
 pub(super) fn event_payload(batch: &[&StreamRecord], shard_id: &str, arn: &str) -> Vec<u8> {
-    let records = batch.iter().map(|record| {
-        event::record_json(&EventRecord {
-            partition_key: &record.partition_key,
-            sequence_number: &record.sequence_number,
-            data: &event::base64(&record.data),
-            arrival: event::epoch_seconds(record.arrival),
-            explicit_hash_key: record.explicit_hash_key.as_deref(),
-            shard_id,
-            stream_arn: arn,
-        })
-    });
-    event::payload(records.collect())
+    event::payload(batch.iter().map(|record| record_value(record, shard_id, arn)).collect())
 }
 
 /// `2019-11-14T18:16:05.271Z`, as Lambda's on-failure records write times.
@@ -40,6 +62,43 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
+
+    /// The size the mapping packs batches by is the payload's length, to the byte, for
+    /// keys and data of every kind (escaped characters, multi-byte text, empty data).
+    #[test]
+    fn the_size_estimate_is_the_serialized_length() {
+        let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/sizes";
+        let at = |millis| UNIX_EPOCH + Duration::from_millis(millis);
+        let records: Vec<StreamRecord> = [
+            ("user-1", &b"{\"id\":1}"[..], at(1_607_497_475_500)),
+            ("quote\"back\\slash\ttab\u{1}", &b""[..], at(1_607_497_475_000)),
+            ("ключ-λ-🦀", &[0xff; 1000][..], at(1_607_497_475_123)),
+            ("k", &b"12"[..], at(0)),
+        ]
+        .into_iter()
+        .enumerate()
+        .map(|(n, (key, data, arrival))| StreamRecord {
+            sequence_number: format!("{:056}", 49_590_338_271_490_256_608_u128 + n as u128),
+            partition_key: key.to_owned(),
+            explicit_hash_key: Some("340282366920938463463374607431768211455".to_owned()),
+            data: data.to_vec(),
+            arrival,
+        })
+        .collect();
+        for count in 1..=records.len() {
+            let batch: Vec<&StreamRecord> = records[..count].iter().collect();
+            let payload = event_payload(&batch, "shardId-000000000003", arn);
+            let estimate = EVENT_OVERHEAD
+                + batch
+                    .iter()
+                    .map(|r| record_json_size(r, "shardId-000000000003", arn))
+                    .sum::<usize>()
+                + SEPARATOR * (count - 1);
+            assert_eq!(estimate, payload.len(), "{count} records");
+        }
+        let empty = event_payload(&[], "shardId-000000000003", arn);
+        assert_eq!(empty.len(), EVENT_OVERHEAD);
+    }
 
     #[test]
     fn dates_are_iso_8601_in_utc_with_milliseconds() {

@@ -24,6 +24,8 @@ pub(super) struct Log {
     pub(super) function_errors: usize,
     pub(super) timeouts: usize,
     pub(super) partial_responses: usize,
+    pub(super) unknown_item_identifiers: usize,
+    pub(super) order_violations: usize,
     pub(super) discarded: Vec<OnFailureRecord>,
     pub(super) expired_by_retention: usize,
 }
@@ -72,6 +74,28 @@ impl MappingReport {
     /// Invocations whose response named a record to resume from (a partial batch).
     pub fn partial_responses(&self) -> usize {
         self.log.partial_responses
+    }
+
+    /// Responses that named an `itemIdentifier` that is not a sequence number of the batch
+    /// (a sub-sequence number, an `eventID`, a record of another batch). Lambda's reading
+    /// of one is not documented; by default the simulator fails the whole batch, as
+    /// [`UnknownItemIdentifier`](super::UnknownItemIdentifier) says, so such a response
+    /// costs a retry of every record. A correct processor never gives one: assert zero.
+    pub fn unknown_item_identifiers(&self) -> usize {
+        self.log.unknown_item_identifiers
+    }
+
+    /// User records delivered while an earlier user record of the same partition key, in
+    /// another parallel lane of the same shard, was not yet finished: records whose
+    /// per-key order the mapping did not keep.
+    ///
+    /// Lambda keeps per-key order across a shard's lanes (`ParallelizationFactor` above 1)
+    /// by the Kinesis record's partition key. A KPL aggregate holds user records of many
+    /// keys under its first one's key, so with aggregates a user key's records can run in
+    /// two lanes at once. With plain records (or aggregates of one key each), or with a
+    /// factor of 1, this is zero. The order between shards is never kept, and not counted.
+    pub fn order_violations(&self) -> usize {
+        self.log.order_violations
     }
 
     /// What the on-failure destination received.

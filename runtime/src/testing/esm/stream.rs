@@ -14,7 +14,8 @@ pub struct StreamRecord {
     pub sequence_number: String,
     /// The partition key it was put with.
     pub partition_key: String,
-    /// The explicit hash key it was put with, if any.
+    /// The explicit hash key it was put with, if any: it chose the shard, and Lambda's
+    /// event does not carry it.
     pub explicit_hash_key: Option<String>,
     /// Its data.
     pub data: Vec<u8>,
