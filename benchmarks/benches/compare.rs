@@ -10,13 +10,14 @@
 //! `cargo bench -p kinesis-processor-benchmarks --bench compare`
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kinesis_processor_benchmarks::contenders::{
     baseline, deaggregate_only, irreducible, irreducible_streaming, irreducible_usual, noop,
     REMAINING,
 };
 use kinesis_processor_benchmarks::inputs::Shape;
+use kinesis_processor_benchmarks::timing::{interleaved, median, paired_ratio, Contender};
 
 /// How long each shape's interleaved rounds take in all, about, unless `--budget` says.
 const BUDGET: Duration = Duration::from_secs(8);
@@ -67,7 +68,7 @@ fn main() {
             ("framework-kpl", Box::new(|| framework(&aggregated))),
             ("deaggregate-only", Box::new(|| deaggregate_only(&aggregated, shape.records()))),
         ];
-        let times = interleaved(&mut contenders, budget);
+        let times = interleaved(&mut contenders, budget, 11..=2001);
         let mut numbers = BTreeMap::new();
         for (name, column) in &times {
             let median = median(column.iter().map(Duration::as_secs_f64));
@@ -89,52 +90,4 @@ fn main() {
     if let Some(path) = option("--json") {
         std::fs::write(path, serde_json::to_vec_pretty(&results).unwrap()).unwrap();
     }
-}
-
-/// The median of some numbers.
-fn median(numbers: impl Iterator<Item = f64>) -> f64 {
-    let mut numbers: Vec<f64> = numbers.collect();
-    numbers.sort_by(f64::total_cmp);
-    numbers[numbers.len() / 2]
-}
-
-/// The median over rounds of `of`'s time divided by `to`'s in the same round. The two run
-/// back to back, so a change of load mostly falls on both: on this shared machine the ratio
-/// of the two medians moved by a third between runs of the same code, this one far less.
-fn paired_ratio(times: &BTreeMap<&str, Vec<Duration>>, of: &str, to: &str) -> f64 {
-    let pairs = times[of].iter().zip(&times[to]);
-    median(pairs.map(|(of, to)| of.as_secs_f64() / to.as_secs_f64()))
-}
-
-/// A contender's name and one run of it.
-type Contender<'c> = (&'static str, Box<dyn FnMut() -> usize + 'c>);
-
-/// Runs the contenders in turn, round after round, and returns each one's time in every
-/// round.
-fn interleaved(
-    contenders: &mut [Contender<'_>],
-    budget: Duration,
-) -> BTreeMap<&'static str, Vec<Duration>> {
-    let count = contenders.len();
-    let names: Vec<&'static str> = contenders.iter().map(|(name, _)| *name).collect();
-    let mut round = || -> Vec<Duration> {
-        contenders
-            .iter_mut()
-            .map(|(_, run)| {
-                let start = Instant::now();
-                std::hint::black_box(run());
-                start.elapsed()
-            })
-            .collect()
-    };
-    let warm_up = round();
-    let per_round: Duration = warm_up.iter().sum();
-    let rounds = (budget.as_secs_f64() / per_round.as_secs_f64()).clamp(11.0, 2001.0) as usize;
-    let mut times: Vec<Vec<Duration>> = vec![Vec::with_capacity(rounds); count];
-    for _ in 0..rounds {
-        for (column, time) in times.iter_mut().zip(round()) {
-            column.push(time);
-        }
-    }
-    names.into_iter().zip(times).collect()
 }

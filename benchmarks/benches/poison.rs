@@ -10,13 +10,14 @@
 //! `benchmarks/run`'s table.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kinesis_processor::dead_letter::{DeadLetter, DeadLetterSink, SinkError};
 use kinesis_processor::testing::TestBatch;
 use kinesis_processor::{kinesis_processor, Processor, RecordError};
 use kinesis_processor_benchmarks::contenders::{noop, touch, Click, REMAINING};
 use kinesis_processor_benchmarks::inputs::Shape;
+use kinesis_processor_benchmarks::timing::{interleaved, median, paired_ratio, Contender};
 
 /// Batch sizes: the largest is the most an event source mapping sends in one invocation.
 const SIZES: [usize; 3] = [2_500, 5_000, 10_000];
@@ -71,7 +72,7 @@ fn main() {
             let run = || respond(&runtime, processor, &poison, records);
             contenders.push((name, Box::new(run)));
         }
-        let times = interleaved(&mut contenders, BUDGET);
+        let times = interleaved(&mut contenders, BUDGET, 5..=201);
         let mut numbers = BTreeMap::new();
         for (name, column) in &times {
             let median = median(column.iter().map(Duration::as_secs_f64));
@@ -119,48 +120,4 @@ where
     assert!(outcome.response().batch_item_failures.is_empty(), "nothing is reported");
     assert_eq!(outcome.summary().dead_lettered_total(), letters);
     outcome.summary().units
-}
-
-/// The median of some numbers.
-fn median(numbers: impl Iterator<Item = f64>) -> f64 {
-    let mut numbers: Vec<f64> = numbers.collect();
-    numbers.sort_by(f64::total_cmp);
-    numbers[numbers.len() / 2]
-}
-
-/// The median over rounds of `of`'s time divided by `to`'s in the same round.
-fn paired_ratio(times: &BTreeMap<&str, Vec<Duration>>, of: &str, to: &str) -> f64 {
-    let pairs = times[of].iter().zip(&times[to]);
-    median(pairs.map(|(of, to)| of.as_secs_f64() / to.as_secs_f64()))
-}
-
-/// A contender's name and one run of it.
-type Contender<'c> = (&'c str, Box<dyn FnMut() -> usize + 'c>);
-
-/// Runs the contenders in turn, round after round (at least 5, at most 201), and returns
-/// each one's time in every round.
-fn interleaved<'c>(
-    contenders: &mut [Contender<'c>],
-    budget: Duration,
-) -> BTreeMap<&'c str, Vec<Duration>> {
-    let names: Vec<&'c str> = contenders.iter().map(|(name, _)| *name).collect();
-    let mut round = || -> Vec<Duration> {
-        contenders
-            .iter_mut()
-            .map(|(_, run)| {
-                let start = Instant::now();
-                std::hint::black_box(run());
-                start.elapsed()
-            })
-            .collect()
-    };
-    let per_round: Duration = round().iter().sum();
-    let rounds = (budget.as_secs_f64() / per_round.as_secs_f64()).clamp(5.0, 201.0) as usize;
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
-    for _ in 0..rounds {
-        for (column, time) in times.iter_mut().zip(round()) {
-            column.push(time);
-        }
-    }
-    names.into_iter().zip(times).collect()
 }
