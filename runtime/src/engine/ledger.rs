@@ -656,6 +656,46 @@ mod tests {
     }
 
     #[test]
+    fn a_checkpoint_that_moves_lower_withholds_the_letters_queued_before() {
+        let settings = Settings { concurrency: 3, ..Settings::default() };
+        let units = [unit("1"), unit("2"), unit("3")];
+        let sink = LogDeadLetter::new();
+        let cx = context(&settings, Some(&sink));
+        let mut ledger = Ledger::new(&units, &cx);
+        for unit in [0, 1, 2] {
+            assert_eq!(ledger.next_startable(), Some(unit));
+            ledger.running(unit);
+        }
+        ledger.finish(2, exhausted());
+        assert!(ledger.letters_due(10, false).is_none());
+        ledger.finish(1, rejected());
+        assert!(ledger.has_pending_letters(), "record 2 is before the checkpoint, 3");
+        ledger.finish(0, exhausted());
+        assert!(ledger.letters_due(10, true).is_none(), "the checkpoint moved to 1");
+        let (outcomes, checkpoint) = settle(ledger).unwrap();
+        assert_eq!(outcomes, [Outcome::Failed, Outcome::NotStarted, Outcome::Failed]);
+        assert_eq!(checkpoint.as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn a_key_is_held_only_until_its_letter_is_sent() {
+        let settings = Settings {
+            on_retries_exhausted: OnRetriesExhausted::DeadLetter,
+            ..Settings::default()
+        };
+        let units = [unit("1"), unit("2")];
+        let sink = LogDeadLetter::new();
+        let cx = context(&settings, Some(&sink));
+        let mut ledger = Ledger::new(&units, &cx);
+        assert_eq!(ledger.next_startable(), Some(0));
+        ledger.running(0);
+        ledger.finish(0, exhausted());
+        assert_eq!(ledger.letters_due(10, false).map(|(units, _)| units), Some(vec![0]), "due");
+        assert_eq!(ledger.pending_holding_keys, 0);
+        assert!(ledger.letters_due(10, false).is_none());
+    }
+
+    #[test]
     fn letters_go_out_in_sink_batches_in_the_order_they_were_written() {
         let settings = Settings { concurrency: 4, ..Settings::default() };
         let units: Vec<Unit<'_>> = ["1", "2", "3", "4", "5"].into_iter().map(unit).collect();
