@@ -14,8 +14,9 @@ mod signature;
 
 use proc_macro::TokenStream;
 
-/// Turns `async fn NAME(payload: T [, meta: &RecordMeta] [, invocation: &Invocation] [, state: &S]) -> Result<(), E>`
-/// into `fn NAME() -> kinesis_processor::Processor<..>`. See the `kinesis_processor` crate.
+/// Turns `async fn NAME(payload: T [, meta: &RecordMeta] [, invocation: &Invocation]
+/// [, state: &S]) -> Result<(), E>` into `fn NAME() -> kinesis_processor::Processor<..>`.
+/// See the `kinesis_processor` crate.
 #[proc_macro_attribute]
 pub fn kinesis_processor(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::kinesis_processor(attr.into(), item.into()).into()

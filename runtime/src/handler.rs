@@ -2,8 +2,8 @@
 //!
 //! The attribute turns `async fn NAME(payload: T, meta: &RecordMeta, state: &S)` into a
 //! value implementing this trait: a decoder for `T` and a call that borrows the record's
-//! metadata, the invocation and the shared state for the duration of one attempt. The engine calls it
-//! without boxing: the future's type is the function's own.
+//! metadata, the invocation and the shared state for the duration of one attempt. The
+//! engine calls it without boxing: the future's type is the function's own.
 
 use std::future::Future;
 use std::marker::PhantomData;

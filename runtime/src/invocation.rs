@@ -38,11 +38,16 @@ pub struct Invocation {
 impl Invocation {
     /// An invocation with `request_id` that ends at `deadline`.
     pub(crate) fn new(request_id: impl Into<String>, deadline: Instant) -> Self {
-        let left = deadline.saturating_duration_since(Instant::now());
+        // The wall clock at `deadline`, read against the monotonic clock: past or future.
+        let (now, wall) = (Instant::now(), SystemTime::now());
+        let deadline_at = match deadline.checked_duration_since(now) {
+            Some(left) => wall + left,
+            None => wall - now.duration_since(deadline),
+        };
         Invocation {
             request_id: request_id.into(),
             deadline,
-            deadline_at: SystemTime::now() + left,
+            deadline_at,
             function_arn: None,
             xray_trace_id: None,
         }
@@ -113,6 +118,10 @@ mod tests {
         let wall = invocation.deadline().duration_since(SystemTime::now()).unwrap();
         assert!(wall > Duration::from_secs(59) && wall <= Duration::from_secs(60), "{wall:?}");
         assert_eq!(Invocation::local(Duration::ZERO).remaining(), Duration::ZERO);
+        let past = Invocation::new("late", Instant::now() - Duration::from_secs(30));
+        let ago = SystemTime::now().duration_since(past.deadline()).unwrap();
+        assert!(ago >= Duration::from_secs(30) && ago < Duration::from_secs(31), "{ago:?}");
+        assert_eq!(past.remaining(), Duration::ZERO);
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! A processor served by `lambda_runtime`'s own loops through its tower `Service`:
 //! `lambda_runtime::run`, a `Runtime` with a layer of the user's own, and
-//! `run_concurrent` (OpenTelemetry's layer is in `lambda_otel.rs`). Each test serves real invocations through a
-//! Lambda Runtime API on 127.0.0.1 (`runtime_api`), so nothing here needs a service
-//! installed.
+//! `run_concurrent` (OpenTelemetry's layer is in `lambda_otel.rs`). Each test serves real
+//! invocations through a Lambda Runtime API on 127.0.0.1 (`runtime_api`), so nothing here
+//! needs a service installed.
 
 mod runtime_api;
 

@@ -360,6 +360,6 @@ impl<H: Handler, S> Processor<H, S> {
 }
 
 /// The Lambda function's name when running in Lambda, the processor's name otherwise.
-fn function_name(processor: &str) -> String {
+pub(super) fn function_name(processor: &str) -> String {
     std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| processor.to_owned())
 }

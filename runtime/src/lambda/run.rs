@@ -11,7 +11,7 @@ use lambda_runtime::LambdaEvent;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
 
-use super::processor::{HasState, Processor};
+use super::processor::{function_name, HasState, Processor};
 use crate::error::Error;
 use crate::handler::Handler;
 use crate::invocation::Invocation;
@@ -35,8 +35,7 @@ impl<H: Handler, S> Processor<H, S> {
     /// `AWS_LAMBDA_LOG_FORMAT` (`JSON` or text) and `AWS_LAMBDA_LOG_LEVEL` (or `RUST_LOG`),
     /// unless the program has set one. To put tower layers around the processor or to use
     /// Lambda's concurrent mode, serve [`into_service`](Self::into_service) yourself.
-    ///
-    /// (The future is boxed so that a missing `.state(..)` is one compile error, not three.)
+    // Boxed so that a missing `.state(..)` is one compile error, not three.
     pub fn run(self) -> Pin<Box<dyn Future<Output = Result<(), Error>> + Send>>
     where
         S: HasState<H::State>,
@@ -67,9 +66,12 @@ impl<H: Handler> Processor<H> {
         let invocation = Invocation::new(&context.request_id, deadline_of(context.deadline))
             .with_function_arn(context.invoked_function_arn.clone())
             .with_xray_trace_id(context.xray_trace_id.clone());
-        let outcome: BatchOutcome =
-            self.invoke(event.payload.get().as_bytes(), &invocation).await.inspect_err(|error| {
-                tracing::error!(error = %error, "invocation failed; Lambda retries the whole batch");
+        let outcome: BatchOutcome = self
+            .invoke(event.payload.get().as_bytes(), &invocation)
+            .await
+            .inspect_err(|error| {
+                let message = "invocation failed; Lambda retries the whole batch";
+                tracing::error!(error = %error, "{message}");
             })?;
         self.write_metrics(outcome.summary());
         Ok(outcome.into_response())
@@ -90,14 +92,13 @@ impl<H: Handler> Processor<H> {
 impl<H: Handler, S> Processor<H, S> {
     /// The CloudWatch Embedded Metric Format object that [`run`](Self::run) writes to
     /// standard output after an invocation in Lambda: the counts of `summary` (of a
-    /// [`BatchReport`](crate::BatchReport) or a [`BatchOutcome`]) as metrics in the processor's namespace, with
-    /// the function and stream names as dimensions.
+    /// [`BatchReport`](crate::BatchReport) or a [`BatchOutcome`]) as metrics in the processor's
+    /// namespace, with the function and stream names as dimensions.
     ///
     /// Useful to a program that calls [`process`](Self::process) or
     /// [`respond`](Self::respond) itself and wants the same metrics.
     pub fn emf(&self, summary: &BatchSummary) -> serde_json::Value {
-        let function_name =
-            std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| self.name().to_owned());
+        let function_name = function_name(self.name());
         metrics::emf_document(
             summary,
             &function_name,
