@@ -37,8 +37,9 @@
 //! name. The attribute replaces it with `fn NAME() -> Processor<..>`, keeping its
 //! visibility and docs. A function that takes a state `&S` cannot run until
 //! [`.state(..)`](Processor::state) gives it one: without it, `run`, `process` and
-//! `into_service` do not compile. The function's future must be `Send` and its state
-//! `Sync`: records run at once, and `lambda_runtime` may run invocations on any thread.
+//! `into_service` do not compile. The payload, the function's future and the state must be
+//! `Send` and `'static`, and the state `Sync` too: records run at once, and
+//! `lambda_runtime` may run invocations on any thread.
 //! Options:
 //!
 //! | option | meaning | default |
@@ -121,7 +122,8 @@
 //!
 //! The service answers each invocation as `run` does: the response, the invocation's EMF
 //! metrics on standard output, an [`Error`] logged and returned (Lambda then retries the
-//! whole batch). Set a subscriber yourself, e.g. `lambda_runtime::tracing::init_default_subscriber()`.
+//! whole batch). Set a subscriber yourself, e.g.
+//! `lambda_runtime::tracing::init_default_subscriber()`.
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
