@@ -81,6 +81,25 @@ async fn batches_hold_batch_size_records() {
 
 /// Lambda quotas: "Invocation payload (request and response) 6 MB each for synchronous".
 #[tokio::test]
+async fn a_run_stalls_only_when_invocations_run_out_with_records_left() {
+    let (stream, _) = stream_of(3);
+    let batches = Batches::default();
+    let drained_on_the_last = EventSourceMapping::new()
+        .batch_size(3)
+        .max_invocations(1)
+        .run(&stream, &scripted(&batches, |_, _| ok()))
+        .await;
+    assert_eq!((drained_on_the_last.invocations(), drained_on_the_last.never_delivered()), (1, 0));
+    assert!(!drained_on_the_last.stalled(), "the one allowed invocation drained the stream");
+    let cut_short = EventSourceMapping::new()
+        .batch_size(2)
+        .max_invocations(1)
+        .run(&stream, &scripted(&Batches::default(), |_, _| ok()))
+        .await;
+    assert!(cut_short.stalled(), "one record was left undelivered");
+}
+
+#[tokio::test]
 async fn a_batch_never_passes_the_6_mb_payload_limit() {
     let mut stream = SimulatedStream::new("big", 1);
     for n in 0..10 {

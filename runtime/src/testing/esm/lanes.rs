@@ -3,6 +3,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::task::Poll;
 use std::time::{Duration, SystemTime};
@@ -39,6 +40,8 @@ pub(super) struct Shared {
     pub(super) deliveries: Mutex<Vec<Vec<u32>>>,
     pub(super) log: Mutex<Log>,
     pub(super) order: Mutex<OrderWatch>,
+    /// Set by a lane that stopped at `max_invocations` with records still to deliver.
+    pub(super) stalled: AtomicBool,
 }
 
 /// What became of one invocation, for the mapping's rules.
@@ -74,7 +77,7 @@ impl<F: Function> Lane<'_, F> {
     pub(super) async fn drain(self) {
         let mut position = 0;
         while position < self.records.len() {
-            if self.stalled() {
+            if self.out_of_invocations() {
                 return;
             }
             position = self.skip_expired_by_retention(position);
@@ -84,7 +87,7 @@ impl<F: Function> Lane<'_, F> {
             let end = self.batch_end(position);
             let mut queue = vec![Work { start: position, end, retries: 0 }];
             while let Some(work) = queue.pop() {
-                if self.stalled() {
+                if self.out_of_invocations() {
                     return;
                 }
                 queue.extend(self.attempt(work).await.into_iter().rev());
@@ -93,8 +96,14 @@ impl<F: Function> Lane<'_, F> {
         }
     }
 
-    fn stalled(&self) -> bool {
-        self.shared.log.lock().unwrap().invocations >= self.mapping.max_invocations
+    /// Whether `max_invocations` is used up; called with work left, so that a lane that
+    /// drains on the last allowed invocation has not stalled.
+    fn out_of_invocations(&self) -> bool {
+        let out = self.shared.log.lock().unwrap().invocations >= self.mapping.max_invocations;
+        if out {
+            self.shared.stalled.store(true, Ordering::Relaxed);
+        }
+        out
     }
 
     fn record(&self, lane_position: usize) -> &StreamRecord {
