@@ -401,7 +401,9 @@ enum Check {
     AllDelivered,
     /// Every response named records of its batch.
     NoUnknownIdentifiers,
-    /// The mapping saw no user record run before an earlier one of its key.
+    /// The mapping saw no user record run before an earlier one of its key. A guard on the
+    /// run's setup, not on the processor: it fails when aggregates of many keys go over
+    /// several lanes, which no processor can put right (shown below with that setup).
     NoOrderViolations,
     /// Only poison records are in the dead-letter sink.
     OnlyPoisonLettered,
