@@ -192,7 +192,7 @@ pub mod __private {
         S: Send + Sync + 'static,
         F: for<'a> RecordFn<'a, T, S> + Send + Sync + 'static,
     {
-        Processor::needing_state(FnHandler::<F, T, S, Format>::new(name, function))
+        Processor::new(FnHandler::<F, T, S, Format>::new(name, function), NeedsState)
     }
 
     /// What the constructor of a function with signature errors returns, so that its call
@@ -205,7 +205,7 @@ pub mod __private {
     pub fn unusable_needing_state<S: Send + Sync + 'static>(
         name: &'static str,
     ) -> Processor<impl Handler<State = S>, NeedsState> {
-        Processor::needing_state(FnHandler::<_, IgnoredAny, S, Json>::new(name, unusable_call))
+        Processor::new(FnHandler::<_, IgnoredAny, S, Json>::new(name, unusable_call), NeedsState)
     }
 
     fn unusable_call<S>(

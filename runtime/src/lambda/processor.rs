@@ -85,25 +85,13 @@ impl<S> HasState<S> for S {
     }
 }
 
-impl<H: Handler> Processor<H> {
-    /// A processor for `handler` with its `state` (`()` for functions that take none).
-    pub(crate) fn new(handler: H, state: H::State) -> Self {
+impl<H: Handler, S> Processor<H, S> {
+    /// A processor for `handler` with default settings and `state` in its state slot: the
+    /// state itself (`()` for functions that take none), or [`NeedsState`].
+    pub(crate) fn new(handler: H, state: S) -> Self {
         Processor {
             handler,
             state,
-            settings: Settings::default(),
-            metrics: MetricsSettings::default(),
-            sink: None,
-        }
-    }
-}
-
-impl<H: Handler> Processor<H, NeedsState> {
-    /// A processor for `handler`, waiting for [`state`](Self::state).
-    pub(crate) fn needing_state(handler: H) -> Self {
-        Processor {
-            handler,
-            state: NeedsState,
             settings: Settings::default(),
             metrics: MetricsSettings::default(),
             sink: None,
