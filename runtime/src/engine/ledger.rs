@@ -522,6 +522,14 @@ mod tests {
         }
     }
 
+    /// Starts units `0..count`, which must be startable together and in that order.
+    fn start_all(ledger: &mut Ledger<'_, '_>, count: u32) {
+        for unit in 0..count {
+            assert_eq!(ledger.next_startable(), Some(unit));
+            ledger.running(unit);
+        }
+    }
+
     fn settle(ledger: Ledger<'_, '_>) -> Result<(Vec<Outcome>, Option<String>), Error> {
         let settled = ledger.settle(0, None, Duration::ZERO)?;
         Ok((settled.outcomes.clone(), settled.checkpoint.map(str::to_owned)))
@@ -625,11 +633,9 @@ mod tests {
         let sink = LogDeadLetter::new();
         let cx = context(&settings, Some(&sink));
         let mut ledger = Ledger::new(&units, &cx);
-        let (first, second) = (ledger.next_startable().unwrap(), ledger.next_startable().unwrap());
-        ledger.running(first);
-        ledger.running(second);
-        ledger.finish(second, rejected());
-        ledger.finish(first, exhausted());
+        start_all(&mut ledger, 2);
+        ledger.finish(1, rejected());
+        ledger.finish(0, exhausted());
         assert!(ledger.letters_due(10, true).is_none(), "Lambda delivers record 2 again");
         let (outcomes, checkpoint) = settle(ledger).unwrap();
         assert_eq!(outcomes, [Outcome::Failed, Outcome::NotStarted]);
@@ -643,12 +649,10 @@ mod tests {
         let sink = LogDeadLetter::new();
         let cx = context(&settings, Some(&sink));
         let mut ledger = Ledger::new(&units, &cx);
-        let (first, second) = (ledger.next_startable().unwrap(), ledger.next_startable().unwrap());
-        ledger.running(first);
-        ledger.running(second);
-        ledger.finish(first, exhausted());
+        start_all(&mut ledger, 2);
+        ledger.finish(0, exhausted());
         assert!(ledger.letters_due(10, true).is_none(), "nothing is lettered yet");
-        ledger.finish(second, rejected());
+        ledger.finish(1, rejected());
         assert!(!ledger.has_pending_letters(), "Lambda delivers record 2 again");
         let (outcomes, checkpoint) = settle(ledger).unwrap();
         assert_eq!(outcomes, [Outcome::Failed, Outcome::NotStarted]);
@@ -662,10 +666,7 @@ mod tests {
         let sink = LogDeadLetter::new();
         let cx = context(&settings, Some(&sink));
         let mut ledger = Ledger::new(&units, &cx);
-        for unit in [0, 1, 2] {
-            assert_eq!(ledger.next_startable(), Some(unit));
-            ledger.running(unit);
-        }
+        start_all(&mut ledger, 3);
         ledger.finish(2, exhausted());
         assert!(ledger.letters_due(10, false).is_none());
         ledger.finish(1, rejected());
@@ -687,8 +688,7 @@ mod tests {
         let sink = LogDeadLetter::new();
         let cx = context(&settings, Some(&sink));
         let mut ledger = Ledger::new(&units, &cx);
-        assert_eq!(ledger.next_startable(), Some(0));
-        ledger.running(0);
+        start_all(&mut ledger, 1);
         ledger.finish(0, exhausted());
         assert_eq!(ledger.letters_due(10, false).map(|(units, _)| units), Some(vec![0]), "due");
         assert_eq!(ledger.pending_holding_keys, 0);
