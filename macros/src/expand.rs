@@ -28,7 +28,7 @@ pub fn kinesis_processor(args: TokenStream, item: TokenStream) -> TokenStream {
     patch_meta_lifetimes(&mut function);
     let mut errors = Vec::new();
     let options = Options::parse(args, &mut errors);
-    let signature = signature::check(&function, &mut errors);
+    let signature = signature::check(&function, options.window.is_some(), &mut errors);
     let krate = match &options.krate {
         Some(path) => path.to_token_stream(),
         None => quote!(::kinesis_processor),
@@ -40,7 +40,7 @@ pub fn kinesis_processor(args: TokenStream, item: TokenStream) -> TokenStream {
             constructor(&function, &Processor::of(&function, &signature, &options, &krate))
         }
         _ => {
-            let processor = Processor::unusable(&function, &krate);
+            let processor = Processor::unusable(&function, options.window.is_some(), &krate);
             with_errors(constructor(&function, &processor), errors)
         }
     }
@@ -61,7 +61,7 @@ fn patch_meta_lifetimes(function: &mut Function) {
 
 /// What the constructor returns, and the body that builds it.
 struct Processor {
-    /// `Processor<impl Handler<State = S>[, NeedsState]>`.
+    /// `Processor<impl RecordHandler<State = S>[, NeedsState]>`, or a window processor's type.
     ty: TokenStream,
     /// The statements that build it, after the user's function.
     body: TokenStream,
@@ -87,21 +87,30 @@ impl Processor {
         // Bound failures (a payload the format cannot decode) point at the payload type, in
         // the call and in the return type alike, so that rustc reports them once; every
         // token carries the span, or rustc falls back to the attribute's.
-        let build = match state {
-            Some(state) => {
+        let window = signature.window.as_ref();
+        let build = match (window, state) {
+            (Some(window), Some(state)) => quote!(
+                #krate::__private::window_processor_needing_state::<#format, #payload, #window, #state, _>
+            ),
+            (Some(window), None) => {
+                quote!(#krate::__private::window_processor::<#format, #payload, #window, _>)
+            }
+            (None, Some(state)) => {
                 quote!(#krate::__private::processor_needing_state::<#format, #payload, #state, _>)
             }
-            None => quote!(#krate::__private::processor::<#format, #payload, _>),
+            (None, None) => quote!(#krate::__private::processor::<#format, #payload, _>),
         };
         let build = respan(quote!(#build(#name_text, __kinesis_processor_call)), payload_span);
         let into_result =
             respan(quote!(#krate::__private::into_record_result(__result)), signature.return_span);
         let call = user_call(&function.sig.ident, signature);
         let settings = settings(options, krate);
+        let window_param = window.map(|window| quote!(__window: &'a mut #window,));
         let body = quote! {
             #[allow(clippy::needless_lifetimes)]
             async fn __kinesis_processor_call<'a>(
                 __payload: #payload,
+                #window_param
                 __meta: &'a #krate::RecordMeta<'a>,
                 __invocation: &'a #krate::Invocation,
                 __state: &'a #state_ty,
@@ -112,16 +121,41 @@ impl Processor {
 
             #build #settings
         };
-        let ty = respan(return_type(krate, &state_ty, state.is_some()), payload_span);
+        // A window state's bound failures point at its type.
+        let ty = match window {
+            Some(window) => {
+                let payload = payload.to_token_stream();
+                let kind = WindowKind { payload: &payload, window, format: &format };
+                let ty = window_return_type(krate, &kind, &state_ty, state.is_some());
+                respan(ty, syn::spanned::Spanned::span(window))
+            }
+            None => respan(return_type(krate, &state_ty, state.is_some()), payload_span),
+        };
         Processor { ty, body }
     }
 
     /// A stand-in for a function whose signature has errors: the same constructor, with
     /// the state type as far as it can be read, so that `NAME().state(..)` still checks.
-    fn unusable(function: &Function, krate: &TokenStream) -> Self {
-        let state: Option<Type> = signature::state_of(function);
+    fn unusable(function: &Function, windowed: bool, krate: &TokenStream) -> Self {
+        let state: Option<Type> = signature::state_of(function, windowed);
         let state_ty = state.as_ref().map_or_else(|| quote!(()), ToTokens::to_token_stream);
         let name_text = function.sig.ident.to_string();
+        if let Some(window) = windowed.then(|| signature::window_of(function)).flatten() {
+            let body = quote!(
+                #krate::__private::unusable_window::<#window, #state_ty, _>(#name_text, #krate::NeedsState)
+            );
+            let body = match &state {
+                Some(_) => body,
+                None => {
+                    quote!(#krate::__private::unusable_window::<#window, (), _>(#name_text, ()))
+                }
+            };
+            let payload = quote!(#krate::__private::IgnoredAny);
+            let format = quote!(#krate::decode::Json);
+            let kind = WindowKind { payload: &payload, window: &window, format: &format };
+            let ty = window_return_type(krate, &kind, &state_ty, state.is_some());
+            return Processor { ty, body };
+        }
         let body = match &state {
             Some(state) => quote!(#krate::__private::unusable_needing_state::<#state>(#name_text)),
             None => quote!(#krate::__private::unusable(#name_text)),
@@ -131,10 +165,36 @@ impl Processor {
     }
 }
 
-/// `Processor<impl Handler<State = S>>`, or `.., NeedsState>` when the function takes a state.
+/// `Processor<impl RecordHandler<State = S>>`, or `.., NeedsState>` when the function takes a state.
 fn return_type(krate: &TokenStream, state: &TokenStream, needs_state: bool) -> TokenStream {
     let marker = needs_state.then(|| quote!(, #krate::NeedsState));
-    quote!(#krate::Processor<impl #krate::Handler<State = #state> #marker>)
+    quote!(#krate::Processor<impl #krate::RecordHandler<State = #state> #marker>)
+}
+
+/// The types that make a window processor's handler.
+struct WindowKind<'a> {
+    payload: &'a TokenStream,
+    window: &'a Type,
+    format: &'a TokenStream,
+}
+
+/// A window processor's type: its handler is named, so that `.on_window_end(..)` can give
+/// it its window end.
+fn window_return_type(
+    krate: &TokenStream,
+    kind: &WindowKind<'_>,
+    state: &TokenStream,
+    needs_state: bool,
+) -> TokenStream {
+    let WindowKind { payload, window, format } = kind;
+    let marker = needs_state.then(|| quote!(, #krate::NeedsState));
+    let private = quote!(#krate::__private);
+    quote!(#krate::Processor<
+        #private::WindowFnHandler<
+            impl #private::WindowFnBound<#payload, #window, #state>,
+            #payload, #window, #state, #format, #private::NoWindowEnd
+        > #marker
+    >)
 }
 
 /// `fn NAME() -> Processor<..>`, holding the user's function as written.
@@ -179,6 +239,7 @@ fn user_call(name: &Ident, signature: &Signature) -> TokenStream {
         Param::Meta => quote!(__meta),
         Param::Invocation => quote!(__invocation),
         Param::State => quote!(__state),
+        Param::Window => quote!(__window),
     });
     if signature.is_async {
         quote!(#name(#(#args),*).await)

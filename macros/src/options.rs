@@ -5,13 +5,15 @@
 
 use std::time::Duration;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{quote, ToTokens};
 use syn::meta::ParseNestedMeta;
+use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ExprPath, Lit, Path};
 
 /// The options the attribute accepts, in the order error messages list them.
 const VALID: &[&str] = &[
+    "window",
     "format",
     "concurrency",
     "retries",
@@ -33,9 +35,13 @@ pub enum Format {
 
 /// The parsed options; `None` means the runtime's default.
 pub struct Options {
+    /// `window`: the function folds records into a window state; where the flag is.
+    pub window: Option<Span>,
     pub format: Option<Format>,
     pub retries: Option<u32>,
     pub concurrency: Option<usize>,
+    /// Where `concurrency` is, to point at it when it does not apply.
+    pub concurrency_span: Option<Span>,
     pub deadline_margin: Option<Duration>,
     pub max_record_age: Option<Duration>,
     pub on_retries_exhausted: Option<OnRetriesExhausted>,
@@ -54,9 +60,11 @@ impl Options {
     /// Parses the attribute's arguments, collecting every error.
     pub fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
         let mut options = Options {
+            window: None,
             format: None,
             retries: None,
             concurrency: None,
+            concurrency_span: None,
             deadline_margin: None,
             max_record_age: None,
             on_retries_exhausted: None,
@@ -66,6 +74,14 @@ impl Options {
         let mut seen: Vec<String> = Vec::new();
         let parser = syn::meta::parser(|meta| {
             let name = option_name(&meta);
+            if meta.input.peek(syn::token::Paren) {
+                let arguments: proc_macro2::Group = meta.input.parse()?;
+                errors.push(syn::Error::new(
+                    arguments.span(),
+                    format!("`{name}` takes no arguments in parentheses: {}", example(&name)),
+                ));
+                return Ok(());
+            }
             let value = parse_value(&meta)?;
             if seen.contains(&name) {
                 errors.push(syn::Error::new_spanned(
@@ -83,10 +99,29 @@ impl Options {
         if let Err(error) = syn::parse::Parser::parse2(parser, args) {
             errors.push(error);
         }
+        if let (Some(_), Some(span)) = (options.window, options.concurrency_span) {
+            errors.push(syn::Error::new(
+                span,
+                "`concurrency` does not apply to a window processor: it folds one shard's \
+                 records into its window state in order, one at a time",
+            ));
+        }
         options
     }
 
     fn set(&mut self, name: &str, key: &Path, value: Option<Expr>) -> syn::Result<()> {
+        if name == "window" {
+            return match value {
+                None => {
+                    self.window = Some(key.span());
+                    Ok(())
+                }
+                Some(value) => Err(syn::Error::new_spanned(
+                    value,
+                    "`window` takes no value: `#[kinesis_processor(window)]`",
+                )),
+            };
+        }
         let Some(value) = value else {
             return Err(syn::Error::new_spanned(
                 key,
@@ -96,7 +131,10 @@ impl Options {
         match name {
             "format" => self.format = Some(format(&value)?),
             "retries" => self.retries = Some(integer(name, &value)?),
-            "concurrency" => self.concurrency = Some(at_least_one(name, &value)?),
+            "concurrency" => {
+                self.concurrency = Some(at_least_one(name, &value)?);
+                self.concurrency_span = Some(key.span());
+            }
             "deadline_margin" => self.deadline_margin = Some(duration(name, &value)?),
             "max_record_age" => self.max_record_age = Some(duration(name, &value)?),
             "on_retries_exhausted" => {
@@ -130,6 +168,7 @@ fn parse_value(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Expr>> {
 
 fn example(name: &str) -> &'static str {
     match name {
+        "window" => "`#[kinesis_processor(window)]`",
         "format" => {
             "`format = json`, `format = text`, `format = bytes` or `format = path::To::Format`"
         }

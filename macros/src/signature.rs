@@ -1,5 +1,6 @@
 //! Checks the attributed function's signature and finds its parameters: the payload, the
-//! optional `&RecordMeta` and `&Invocation`, the optional shared state `&S`.
+//! optional `&RecordMeta` and `&Invocation`, the optional shared state `&S`, and a window
+//! function's window state `&mut W`.
 
 use proc_macro2::Span;
 use syn::spanned::Spanned;
@@ -15,6 +16,8 @@ pub enum Param {
     Meta,
     Invocation,
     State,
+    /// A window function's `&mut W`.
+    Window,
 }
 
 /// A checked signature.
@@ -23,13 +26,19 @@ pub struct Signature {
     pub payload: Type,
     /// The state type `S` of a `&S` parameter.
     pub state: Option<Type>,
+    /// The window state type `W` of a window function's `&mut W` parameter.
+    pub window: Option<Type>,
     pub is_async: bool,
     /// Where return-type errors point.
     pub return_span: Span,
 }
 
 /// Checks `function`; records every problem in `errors` and returns what it could read.
-pub fn check(function: &Function, errors: &mut Vec<syn::Error>) -> Option<Signature> {
+pub fn check(
+    function: &Function,
+    windowed: bool,
+    errors: &mut Vec<syn::Error>,
+) -> Option<Signature> {
     let sig = &function.sig;
     check_qualifiers(function, errors);
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
@@ -53,6 +62,7 @@ pub fn check(function: &Function, errors: &mut Vec<syn::Error>) -> Option<Signat
     let mut params = Vec::new();
     let mut payload = None;
     let mut state = None;
+    let mut window = None;
     let mut position = 0;
     for input in sig.inputs.iter() {
         let ty = match input {
@@ -75,7 +85,7 @@ pub fn check(function: &Function, errors: &mut Vec<syn::Error>) -> Option<Signat
             ));
             continue;
         }
-        let classified = classify(position, ty);
+        let classified = classify(position, ty, windowed);
         position += 1;
         match classified {
             Ok(Param::Payload) => {
@@ -97,6 +107,14 @@ pub fn check(function: &Function, errors: &mut Vec<syn::Error>) -> Option<Signat
                 state = Some(referent(ty).clone());
                 params.push(Param::State);
             }
+            Ok(Param::Window) if window.is_some() => errors.push(syn::Error::new_spanned(
+                ty,
+                "a window function folds into one window state: take one `&mut W`",
+            )),
+            Ok(Param::Window) => {
+                window = Some(referent(ty).clone());
+                params.push(Param::Window);
+            }
             Ok(param) => params.push(param),
             Err(error) => {
                 errors.push(error);
@@ -117,7 +135,16 @@ pub fn check(function: &Function, errors: &mut Vec<syn::Error>) -> Option<Signat
         }
         return None;
     };
-    Some(Signature { params, payload, state, is_async: sig.asyncness.is_some(), return_span })
+    if windowed && window.is_none() {
+        errors.push(syn::Error::new(
+            sig.paren_token.span.join(),
+            "a `#[kinesis_processor(window)]` function folds each record into its window \
+             state: take `state: &mut W` after the payload",
+        ));
+        return None;
+    }
+    let is_async = sig.asyncness.is_some();
+    Some(Signature { params, payload, state, window, is_async, return_span })
 }
 
 fn check_qualifiers(function: &Function, errors: &mut Vec<syn::Error>) {
@@ -149,7 +176,7 @@ fn check_qualifiers(function: &Function, errors: &mut Vec<syn::Error>) {
 }
 
 /// What the parameter at `position` with type `ty` is.
-fn classify(position: usize, ty: &Type) -> syn::Result<Param> {
+fn classify(position: usize, ty: &Type, windowed: bool) -> syn::Result<Param> {
     let reference = as_reference(ty);
     if position == 0 {
         return match reference {
@@ -170,10 +197,12 @@ fn classify(position: usize, ty: &Type) -> syn::Result<Param> {
     match reference {
         Some(r) if is_record_meta(&r.elem) => Ok(Param::Meta),
         Some(r) if is_invocation(&r.elem) => Ok(Param::Invocation),
+        Some(r) if r.mutability.is_some() && windowed => Ok(Param::Window),
         Some(r) if r.mutability.is_some() => Err(syn::Error::new_spanned(
             ty,
             "the state is shared by every record: take `&S`, not `&mut S`, and use a Mutex or \
-             atomics inside it for what changes",
+             atomics inside it for what changes; to fold records into a window state, write \
+             `#[kinesis_processor(window)]`",
         )),
         Some(_) => Ok(Param::State),
         None => Err(syn::Error::new_spanned(
@@ -220,16 +249,32 @@ fn last_segment_is(ty: &Type, name: &str) -> bool {
 }
 
 /// The state type of a signature that did not pass the checks, read as far as it can be:
-/// the first `&S` or `&mut S` after the payload that is not the metadata or the invocation
-/// (and names a type: no `impl Trait`).
-pub fn state_of(function: &Function) -> Option<Type> {
+/// the first `&S` after the payload (or `&mut S`, unless `windowed`) that is not the
+/// metadata or the invocation (and names a type: no `impl Trait`).
+pub fn state_of(function: &Function, windowed: bool) -> Option<Type> {
     function.sig.inputs.iter().skip(1).find_map(|input| {
         let FnArg::Typed(typed) = input else {
             return None;
         };
         let reference = as_reference(&typed.ty)?;
+        if windowed && reference.mutability.is_some() {
+            return None;
+        }
         let named = !is_record_meta(&reference.elem) && !is_invocation(&reference.elem);
         (named && impl_trait_in(&typed.ty).is_none()).then(|| (*reference.elem).clone())
+    })
+}
+
+/// The window state type of a window function whose signature did not pass the checks:
+/// its first `&mut W` after the payload, if it names a type.
+pub fn window_of(function: &Function) -> Option<Type> {
+    function.sig.inputs.iter().skip(1).find_map(|input| {
+        let FnArg::Typed(typed) = input else {
+            return None;
+        };
+        let reference = as_reference(&typed.ty)?;
+        let mutable = reference.mutability.is_some() && impl_trait_in(&typed.ty).is_none();
+        mutable.then(|| (*reference.elem).clone())
     })
 }
 

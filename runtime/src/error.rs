@@ -200,6 +200,12 @@ pub enum Error {
     /// A record that is not finished has no usable sequence number, so no checkpoint can be
     /// named for it: the whole batch must be retried.
     Uncheckpointable(String),
+    /// A window processor's event has no tumbling window, or a `window` or `state` it
+    /// cannot read.
+    InvalidWindow(String),
+    /// The window-end function failed on a final invocation without records: Lambda
+    /// retries the invocation, and with it the window end.
+    WindowEnd(String),
     /// Configuration is missing or invalid (an environment variable, an option).
     Config(String),
     /// An I/O error (reading an event file, a lookup table, ...).
@@ -230,6 +236,8 @@ impl fmt::Display for Error {
             Error::Uncheckpointable(why) => {
                 write!(f, "the batch must be retried whole: {why}")
             }
+            Error::InvalidWindow(why) => write!(f, "not a window event: {why}"),
+            Error::WindowEnd(why) => write!(f, "the window-end function failed: {why}"),
             Error::Config(why) => write!(f, "configuration: {why}"),
             Error::LocalRun(why) => f.write_str(why),
             Error::Io(error) => fmt::Display::fmt(error, f),
@@ -260,6 +268,8 @@ impl Error {
         match self {
             Error::InvalidEvent(_) => "InvalidEvent",
             Error::Uncheckpointable(_) => "Uncheckpointable",
+            Error::InvalidWindow(_) => "InvalidWindow",
+            Error::WindowEnd(_) => "WindowEnd",
             Error::Config(_) => "Config",
             Error::Io(_) => "Io",
             Error::LocalRun(_) => "LocalRun",

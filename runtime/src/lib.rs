@@ -145,33 +145,37 @@ pub mod settings;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
+pub mod window;
 
 pub use engine::Outcome;
 pub use error::{BoxError, Error, RecordError, RecordErrorKind};
-pub use handler::Handler;
+pub use handler::{Handler, RecordHandler, WindowEndFn};
 pub use invocation::Invocation;
 pub use kinesis_processor_macros::kinesis_processor;
 pub use lambda::{HasState, NeedsState, Processor, ProcessorService, SYNTHETIC_TIMEOUT};
 pub use meta::RecordMeta;
 pub use report::{BatchOutcome, BatchReport, BatchSummary, RecordOutcome};
 pub use settings::OnRetriesExhausted;
+pub use window::{Window, WindowState};
 
 /// What the attribute's expansion calls; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    use serde::de::IgnoredAny;
+    pub use serde::de::IgnoredAny;
 
     use crate::decode::{Decode, Json};
-    use crate::handler::{FnHandler, Handler};
+    use crate::handler::{FnHandler, RecordHandler};
     use crate::{Invocation, NeedsState, Processor, RecordError, RecordMeta};
 
-    pub use crate::handler::RecordFn;
+    pub use crate::handler::{NoWindowEnd, WindowFnHandler};
+    pub use crate::handler::{RecordFn, WindowFn};
+    use crate::WindowState;
 
     /// The processor for an attributed function that takes no state.
     pub fn processor<Format, T, F>(
         name: &'static str,
         function: F,
-    ) -> Processor<impl Handler<Payload = T, State = ()>>
+    ) -> Processor<impl RecordHandler<Payload = T, State = ()>>
     where
         Format: Decode<T> + 'static,
         T: Send + 'static,
@@ -185,7 +189,7 @@ pub mod __private {
     pub fn processor_needing_state<Format, T, S, F>(
         name: &'static str,
         function: F,
-    ) -> Processor<impl Handler<Payload = T, State = S>, NeedsState>
+    ) -> Processor<impl RecordHandler<Payload = T, State = S>, NeedsState>
     where
         Format: Decode<T> + 'static,
         T: Send + 'static,
@@ -195,21 +199,88 @@ pub mod __private {
         Processor::new(FnHandler::<F, T, S, Format>::new(name, function), NeedsState)
     }
 
+    /// What an attributed window function is, as the constructor's return type names it.
+    pub trait WindowFnBound<T, W, S>:
+        for<'a> WindowFn<'a, T, W, S> + Send + Sync + 'static
+    {
+    }
+
+    impl<T, W, S, F: for<'a> WindowFn<'a, T, W, S> + Send + Sync + 'static> WindowFnBound<T, W, S>
+        for F
+    {
+    }
+
+    /// The processor for an attributed window function that takes no shared state.
+    pub fn window_processor<Format, T, W, F>(
+        name: &'static str,
+        function: F,
+    ) -> Processor<WindowFnHandler<impl WindowFnBound<T, W, ()>, T, W, (), Format, NoWindowEnd>>
+    where
+        Format: Decode<T> + 'static,
+        T: Send + 'static,
+        W: WindowState,
+        F: for<'a> WindowFn<'a, T, W, ()> + Send + Sync + 'static,
+    {
+        Processor::new(WindowFnHandler::<F, T, W, (), Format, _>::new(name, function), ())
+    }
+
+    /// The processor for an attributed window function that takes a shared state `&S`,
+    /// waiting for `.state(..)`.
+    pub fn window_processor_needing_state<Format, T, W, S, F>(
+        name: &'static str,
+        function: F,
+    ) -> Processor<
+        WindowFnHandler<impl WindowFnBound<T, W, S>, T, W, S, Format, NoWindowEnd>,
+        NeedsState,
+    >
+    where
+        Format: Decode<T> + 'static,
+        T: Send + 'static,
+        W: WindowState,
+        S: Send + Sync + 'static,
+        F: for<'a> WindowFn<'a, T, W, S> + Send + Sync + 'static,
+    {
+        Processor::new(WindowFnHandler::<F, T, W, S, Format, _>::new(name, function), NeedsState)
+    }
+
     /// What the constructor of a function with signature errors returns, so that its call
     /// sites type-check while the errors are fixed. It never runs: the crate does not compile.
-    pub fn unusable(name: &'static str) -> Processor<impl Handler<State = ()>> {
+    pub fn unusable(name: &'static str) -> Processor<impl RecordHandler<State = ()>> {
         Processor::new(FnHandler::<_, IgnoredAny, (), Json>::new(name, unusable_call), ())
     }
 
     /// [`unusable`], for a function that takes a state `&S`.
     pub fn unusable_needing_state<S: Send + Sync + 'static>(
         name: &'static str,
-    ) -> Processor<impl Handler<State = S>, NeedsState> {
+    ) -> Processor<impl RecordHandler<State = S>, NeedsState> {
         Processor::new(FnHandler::<_, IgnoredAny, S, Json>::new(name, unusable_call), NeedsState)
     }
 
     fn unusable_call<S>(
         _: IgnoredAny,
+        _: &RecordMeta<'_>,
+        _: &Invocation,
+        _: &S,
+    ) -> std::future::Ready<Result<(), RecordError>> {
+        std::future::ready(Err(RecordError::reject("the processing function did not compile")))
+    }
+
+    /// [`unusable`], for a window function; `slot` is `()` or [`NeedsState`].
+    #[allow(clippy::type_complexity)]
+    pub fn unusable_window<W: WindowState, S: Send + Sync + 'static, Slot>(
+        name: &'static str,
+        slot: Slot,
+    ) -> Processor<
+        WindowFnHandler<impl WindowFnBound<IgnoredAny, W, S>, IgnoredAny, W, S, Json, NoWindowEnd>,
+        Slot,
+    > {
+        let handler = WindowFnHandler::<_, IgnoredAny, W, S, Json, _>::new(name, unusable_fold);
+        Processor::new(handler, slot)
+    }
+
+    fn unusable_fold<W, S>(
+        _: IgnoredAny,
+        _: &mut W,
         _: &RecordMeta<'_>,
         _: &Invocation,
         _: &S,

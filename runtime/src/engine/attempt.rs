@@ -5,6 +5,7 @@ use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
+use std::sync::{Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::Instant;
@@ -63,17 +64,16 @@ impl From<String> for Undecodable {
 pub(crate) async fn attempt<'a, H: Handler>(
     handler: &'a H,
     state: &'a H::State,
+    fold: &'a Fold<H::Window>,
     invocation: &'a Invocation,
     unit: &'a Unit<'a>,
     payload: H::Payload,
     policy: &'a RetryPolicy,
 ) -> Attempted {
-    let span = record_span(unit, invocation, 1);
-    let mut call = pin!(handler.call(payload, &unit.meta, invocation, state));
-    match poll_fn(|task| poll_in_span(call.as_mut(), &span, task)).await {
+    match call::<H>(handler, state, fold, invocation, unit, payload, 1).await {
         Ok(()) => Attempted { attempts: 1, result: AttemptResult::Succeeded },
         Err(error) => {
-            Box::pin(after_failure(handler, state, invocation, unit, policy, error)).await
+            Box::pin(after_failure(handler, state, fold, invocation, unit, policy, error)).await
         }
     }
 }
@@ -83,6 +83,7 @@ pub(crate) async fn attempt<'a, H: Handler>(
 async fn after_failure<'a, H: Handler>(
     handler: &'a H,
     state: &'a H::State,
+    fold: &'a Fold<H::Window>,
     invocation: &'a Invocation,
     unit: &'a Unit<'a>,
     policy: &'a RetryPolicy,
@@ -119,12 +120,56 @@ async fn after_failure<'a, H: Handler>(
             }
         };
         attempts += 1;
-        let span = record_span(unit, invocation, attempts);
-        let mut call = pin!(handler.call(payload, &unit.meta, invocation, state));
-        match poll_fn(|task| poll_in_span(call.as_mut(), &span, task)).await {
+        match call::<H>(handler, state, fold, invocation, unit, payload, attempts).await {
             Ok(()) => return Attempted { attempts, result: AttemptResult::Succeeded },
             Err(failure) => error = failure,
         }
+    }
+}
+
+/// One call of the function, in its span, with panics caught. A window function folds
+/// into a copy of the window state, kept only if the call succeeds.
+async fn call<'a, H: Handler>(
+    handler: &'a H,
+    state: &'a H::State,
+    fold: &'a Fold<H::Window>,
+    invocation: &'a Invocation,
+    unit: &'a Unit<'a>,
+    payload: H::Payload,
+    attempts: u32,
+) -> Result<(), RecordError> {
+    let span = record_span(unit, invocation, attempts);
+    let mut working = if H::WINDOWED { fold.copy() } else { H::Window::default() };
+    let result = {
+        let mut call = pin!(handler.call(payload, &mut working, &unit.meta, invocation, state));
+        poll_fn(|task| poll_in_span(call.as_mut(), &span, task)).await
+    };
+    if H::WINDOWED && result.is_ok() {
+        fold.keep(working);
+    }
+    result
+}
+
+/// The window state that a window processor's records fold into: each call works on a
+/// copy, and only a call that succeeds puts its copy back.
+pub(crate) struct Fold<W>(Mutex<W>);
+
+impl<W: Clone> Fold<W> {
+    pub fn new(state: W) -> Self {
+        Fold(Mutex::new(state))
+    }
+
+    fn copy(&self) -> W {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    fn keep(&self, state: W) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = state;
+    }
+
+    /// The state folded so far.
+    pub fn into_inner(self) -> W {
+        self.0.into_inner().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -198,7 +243,7 @@ fn redact_json_error(error: &serde_json::Error) -> Option<String> {
 }
 
 /// Polls a future, turning a panic inside it into a retryable error.
-fn isolate_panics<F>(future: Pin<&mut F>, task: &mut TaskContext<'_>) -> Poll<F::Output>
+pub(super) fn isolate_panics<F>(future: Pin<&mut F>, task: &mut TaskContext<'_>) -> Poll<F::Output>
 where
     F: Future<Output = Result<(), RecordError>>,
 {

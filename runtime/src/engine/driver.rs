@@ -6,7 +6,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::{sleep_until, Instant};
 
-use super::attempt::{self, attempt, Attempted, RetryPolicy};
+use super::attempt::{self, attempt, Attempted, Fold, RetryPolicy};
 use super::deadline;
 use super::ledger::Ledger;
 use super::slots::Slots;
@@ -16,9 +16,10 @@ use crate::dead_letter::{SendFuture, SinkError};
 use crate::handler::Handler;
 
 /// Runs the units to their outcomes.
-pub(super) async fn drive<'u, H: Handler>(
+pub(super) async fn drive<'u, 'f, H: Handler>(
     handler: &'u H,
     state: &'u H::State,
+    fold: &'f Fold<H::Window>,
     units: &'u [Unit<'u>],
     ledger: &mut Ledger<'u, '_>,
     cx: &Context<'_>,
@@ -67,6 +68,7 @@ pub(super) async fn drive<'u, H: Handler>(
                         attempt(
                             handler,
                             state,
+                            fold,
                             cx.invocation,
                             &units[unit as usize],
                             payload,

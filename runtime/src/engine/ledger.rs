@@ -80,7 +80,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             errors: HashMap::new(),
             reasons: vec![None; units.len()],
             redacted: HashMap::new(),
-            scheduler: Scheduler::new(units, cx.settings.concurrency),
+            scheduler: Scheduler::new(units, if cx.windowed { 1 } else { cx.settings.concurrency }),
             pending: VecDeque::new(),
             pending_holding_keys: 0,
             withheld_against: None,
@@ -205,7 +205,10 @@ impl<'u, 'c> Ledger<'u, 'c> {
     /// A permanent reason (undecodable, rejected, expired) releases the unit's key at once:
     /// the record will never be processed successfully, so later records of its key cannot
     /// overtake it. `holds_key` keeps the key until the sink confirms.
+    /// A window processor's letters all hold the batch: a record after a refused letter
+    /// must not have been folded into the window state.
     fn letter(&mut self, unit: u32, reason: DeadLetterReason, error: String, holds_key: bool) {
+        let holds_key = holds_key || self.cx.windowed;
         let index = unit as usize;
         let meta = &self.units[index].meta;
         self.reasons[index] = Some(reason);
@@ -348,7 +351,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
         let index = unit as usize;
         if let Status::Lettering(reason) = self.status[index] {
             self.status[index] = Status::DeadLettered(reason);
-            if reason == DeadLetterReason::RetriesExhausted {
+            if reason == DeadLetterReason::RetriesExhausted || self.cx.windowed {
                 self.scheduler.release(unit);
             }
         }
@@ -392,6 +395,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             oldest_arrival,
             started: self.cx.started,
             duration,
+            state: None,
         })
     }
 
@@ -497,6 +501,7 @@ mod tests {
             started: SystemTime::now(),
             settings,
             sink,
+            windowed: false,
         }
     }
 

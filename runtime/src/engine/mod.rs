@@ -3,9 +3,11 @@
 //! The [`driver`] starts units as the [`schedule`] allows, runs each through its
 //! [`attempt`]s in the in-flight [`slots`], and stops at the [`deadline`]; the [`ledger`]
 //! decides what becomes of each unit and owns the checkpoint; the batch ends as a
-//! [`Settled`] answer, from which the report, the response and the metrics are built.
+//! [`Settled`] answer, from which the report, the response and the metrics are built. A
+//! window processor's batch then [`close`]s: its window state, and the window end.
 
 mod attempt;
+mod close;
 mod deadline;
 mod driver;
 mod ledger;
@@ -24,6 +26,8 @@ use crate::error::Error;
 use crate::handler::Handler;
 use crate::invocation::Invocation;
 use crate::settings::Settings;
+use crate::window::WindowEvent;
+use attempt::Fold;
 use ledger::Ledger;
 pub use outcome::Outcome;
 pub(crate) use outcome::{Conclude, Settled};
@@ -37,6 +41,9 @@ pub(crate) struct Context<'c> {
     pub started: SystemTime,
     pub settings: &'c Settings,
     pub sink: Option<&'c dyn ErasedSink>,
+    /// A window processor's batch: in order, one unit at a time, each letter confirmed
+    /// before the next unit starts.
+    pub windowed: bool,
 }
 
 /// Processes one invocation payload and concludes it as `R`.
@@ -49,10 +56,18 @@ pub(crate) async fn process_batch<H: Handler, R: Conclude>(
     let clock = Instant::now();
     let arena = Bump::new();
     let batch = batch::read(payload, &arena)?;
+    let window = H::WINDOWED.then(|| WindowEvent::<H::Window>::read(payload)).transpose()?;
     describe_batch(batch.records, &batch.units);
+    let (fold, window) = match window {
+        Some(event) => (Fold::new(event.state), Some(event.opened)),
+        None => (Fold::new(H::Window::default()), None),
+    };
     let mut ledger = Ledger::new(&batch.units, cx);
-    driver::drive(handler, state, &batch.units, &mut ledger, cx).await;
-    let settled = ledger.settle(batch.records, batch.oldest_arrival, clock.elapsed())?;
+    driver::drive(handler, state, &fold, &batch.units, &mut ledger, cx).await;
+    let mut settled = ledger.settle(batch.records, batch.oldest_arrival, clock.elapsed())?;
+    if let Some(window) = window {
+        close::close(handler, state, window, fold.into_inner(), &mut settled, cx).await?;
+    }
     Ok(R::conclude(settled))
 }
 

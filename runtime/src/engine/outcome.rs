@@ -77,6 +77,8 @@ pub(crate) struct Settled<'s> {
     pub started: SystemTime,
     /// How long the batch took.
     pub duration: Duration,
+    /// A window processor's answer: the window state of the records before the checkpoint.
+    pub state: Option<Box<serde_json::value::RawValue>>,
 }
 
 impl Settled<'_> {

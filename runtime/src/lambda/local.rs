@@ -168,7 +168,8 @@ fn print_outcome(
         }
         writeln!(out)?;
     }
-    let response = serde_json::to_string(report.response()).map_err(Error::other)?;
+    let response =
+        serde_json::to_string(&report.outcome().lambda_response()).map_err(Error::other)?;
     writeln!(out, "response: {response}")?;
     writeln!(out, "{}", metrics::summary_line(report.summary()))?;
     Ok(())

@@ -9,7 +9,9 @@ use tracing::Instrument as _;
 use crate::dead_letter::{DeadLetterSink, ErasedSink};
 use crate::engine::{self, Conclude, Context};
 use crate::error::Error;
-use crate::handler::Handler;
+use crate::handler::{
+    Handler, NoWindowEnd, RecordHandler, WindowEndFn, WindowFnHandler, WithWindowEnd,
+};
 use crate::invocation::Invocation;
 use crate::metrics::MetricsSettings;
 use crate::report::{BatchOutcome, BatchReport};
@@ -137,7 +139,12 @@ impl<H: Handler, S> Processor<H, S> {
     /// and those after the failed record in the stream are delivered again by Lambda, which
     /// resumes the shard at the failure: with `concurrency` above 1, a record can be
     /// processed twice, so what the function writes downstream should be idempotent.
-    pub fn concurrency(mut self, records: usize) -> Self {
+    ///
+    /// A window processor has no such setting: it folds one record at a time.
+    pub fn concurrency(mut self, records: usize) -> Self
+    where
+        H: RecordHandler,
+    {
         self.settings.concurrency = records.max(1);
         self
     }
@@ -315,6 +322,7 @@ impl<H: Handler, S> Processor<H, S> {
             started: SystemTime::now(),
             settings: &self.settings,
             sink: self.sink.as_deref(),
+            windowed: H::WINDOWED,
         };
         let span = tracing::info_span!(
             "kinesis_batch",
@@ -344,6 +352,61 @@ impl<H: Handler, S> Processor<H, S> {
     fn map_state<T>(self, f: impl FnOnce(S) -> T) -> Processor<H, T> {
         let Processor { handler, state, settings, metrics, sink } = self;
         Processor { handler, state: f(state), settings, metrics, sink }
+    }
+}
+
+/// The window processors of `#[kinesis_processor(window)]` functions, before their window end.
+impl<F, T, W, S, Format, St> Processor<WindowFnHandler<F, T, W, S, Format, NoWindowEnd>, St>
+where
+    WindowFnHandler<F, T, W, S, Format, NoWindowEnd>: Handler,
+{
+    /// Gives a window processor (`#[kinesis_processor(window)]`) the function that runs at
+    /// the end of each window, on its final invocation, with the finished window state:
+    /// `async fn(finished: W, window: &Window, state: &S) -> Result<(), E>`, where `S` is the
+    /// processor's shared state (`&()` when it has none) and `E: Into<RecordError>`.
+    ///
+    /// It runs after every record of the final invocation is done, and only if none is
+    /// reported. A retryable failure is retried as a record's is; a failure that remains
+    /// makes Lambda deliver the final invocation again (its records from the first, with
+    /// the state they came with), so **it can run more than once for one window**: write
+    /// idempotently, e.g. keyed by the window's start.
+    ///
+    /// ```
+    /// use std::collections::BTreeMap;
+    /// use std::sync::Mutex;
+    /// use kinesis_processor::{kinesis_processor, RecordError, Window};
+    ///
+    /// /// Counts lines per first word.
+    /// #[kinesis_processor(window, format = text)]
+    /// async fn count(line: String, counts: &mut BTreeMap<String, u64>) -> Result<(), RecordError> {
+    ///     let word = line.split_whitespace().next().unwrap_or_default();
+    ///     *counts.entry(word.to_owned()).or_default() += 1;
+    ///     Ok(())
+    /// }
+    ///
+    /// /// Stores the window's totals under its start: a second run writes the same entry.
+    /// async fn publish(
+    ///     counts: BTreeMap<String, u64>,
+    ///     window: &Window,
+    ///     store: &Mutex<BTreeMap<std::time::SystemTime, BTreeMap<String, u64>>>,
+    /// ) -> Result<(), RecordError> {
+    ///     store.lock().unwrap().insert(window.start(), counts);
+    ///     Ok(())
+    /// }
+    ///
+    /// let processor = count().on_window_end(publish).state(Mutex::new(BTreeMap::new()));
+    /// # let _ = processor;
+    /// ```
+    pub fn on_window_end<E>(
+        self,
+        end: E,
+    ) -> Processor<WindowFnHandler<F, T, W, S, Format, WithWindowEnd<E>>, St>
+    where
+        E: for<'a> WindowEndFn<'a, W, S> + Send + Sync + 'static,
+        WindowFnHandler<F, T, W, S, Format, WithWindowEnd<E>>: Handler,
+    {
+        let Processor { handler, state, settings, metrics, sink } = self;
+        Processor { handler: handler.with_end(end), state, settings, metrics, sink }
     }
 }
 

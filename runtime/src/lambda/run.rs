@@ -6,7 +6,6 @@ use std::io::Write as _;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::streams::KinesisEventResponse;
 use lambda_runtime::LambdaEvent;
 use serde_json::value::RawValue;
 use tokio::time::Instant;
@@ -61,7 +60,7 @@ impl<H: Handler> Processor<H> {
     pub(crate) async fn answer(
         &self,
         event: &LambdaEvent<Box<RawValue>>,
-    ) -> Result<KinesisEventResponse, Error> {
+    ) -> Result<serde_json::Value, Error> {
         let context = &event.context;
         let invocation = Invocation::new(&context.request_id, deadline_of(context.deadline))
             .with_function_arn(context.invoked_function_arn.clone())
@@ -74,7 +73,7 @@ impl<H: Handler> Processor<H> {
                 tracing::error!(error = %error, "{message}");
             })?;
         self.write_metrics(outcome.summary());
-        Ok(outcome.into_response())
+        Ok(outcome.lambda_response())
     }
 
     /// Writes the invocation's EMF object on its own line of standard output.

@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context as TaskContext, Poll};
 
-use aws_lambda_events::streams::KinesisEventResponse;
 use lambda_runtime::{LambdaEvent, Service};
 use serde_json::value::RawValue;
 
@@ -67,9 +66,10 @@ impl<H: Handler> Clone for ProcessorService<H> {
 }
 
 impl<H: Handler> Service<LambdaEvent<Box<RawValue>>> for ProcessorService<H> {
-    type Response = KinesisEventResponse;
+    /// What the function answers Lambda: [`BatchOutcome::lambda_response`](crate::BatchOutcome::lambda_response).
+    type Response = serde_json::Value;
     type Error = Error;
-    type Future = Pin<Box<dyn Future<Output = Result<KinesisEventResponse, Error>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<serde_json::Value, Error>> + Send>>;
 
     fn poll_ready(&mut self, _: &mut TaskContext<'_>) -> Poll<Result<(), Error>> {
         Poll::Ready(Ok(()))

@@ -157,6 +157,12 @@ impl BatchReport {
         self.outcome.into_response()
     }
 
+    /// A window processor's `state`, as the response carries it (see
+    /// [`BatchOutcome::window_state`]).
+    pub fn window_state(&self) -> Option<&serde_json::Value> {
+        self.outcome.window_state()
+    }
+
     /// The sequence number Lambda will resume the shard from, if any.
     pub fn checkpoint(&self) -> Option<&str> {
         self.outcome.checkpoint()

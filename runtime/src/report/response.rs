@@ -33,6 +33,7 @@ use crate::engine::{Conclude, Settled};
 pub struct BatchOutcome {
     response: KinesisEventResponse,
     summary: BatchSummary,
+    state: Option<serde_json::Value>,
 }
 
 impl BatchOutcome {
@@ -42,7 +43,11 @@ impl BatchOutcome {
         if let Some(sequence_number) = settled.checkpoint {
             response.add_failure(sequence_number);
         }
-        BatchOutcome { response, summary: BatchSummary::of(settled) }
+        let state = settled
+            .state
+            .as_ref()
+            .map(|state| serde_json::from_str(state.get()).expect("the window state is JSON"));
+        BatchOutcome { response, summary: BatchSummary::of(settled), state }
     }
 
     /// The response for Lambda: at most one `batchItemFailures` entry, the first record
@@ -54,6 +59,43 @@ impl BatchOutcome {
     /// The response, by value.
     pub fn into_response(self) -> KinesisEventResponse {
         self.response
+    }
+
+    /// A window processor's `state`, as the response carries it to the window's next
+    /// invocation: `{"version": 1, "value": ..}` (see [`window`](crate::window)). `None`
+    /// for other processors.
+    pub fn window_state(&self) -> Option<&serde_json::Value> {
+        self.state.as_ref()
+    }
+
+    /// The JSON the function answers Lambda with: `batchItemFailures`, and a window
+    /// processor's `state` beside it.
+    ///
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use std::time::Duration;
+    /// use kinesis_processor::{kinesis_processor, RecordError};
+    /// use kinesis_processor::testing::TestBatch;
+    ///
+    /// #[kinesis_processor(format = text)]
+    /// async fn accept(_line: String) -> Result<(), RecordError> {
+    ///     Ok(())
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+    /// let event = TestBatch::new().text("a").build();
+    /// let outcome = accept().respond(event, "request-1", Duration::from_secs(60)).await.unwrap();
+    /// assert_eq!(outcome.lambda_response(), serde_json::json!({"batchItemFailures": []}));
+    /// # });
+    /// # }
+    /// ```
+    pub fn lambda_response(&self) -> serde_json::Value {
+        let mut response =
+            serde_json::json!({ "batchItemFailures": self.response.batch_item_failures });
+        if let Some(state) = &self.state {
+            response["state"] = state.clone();
+        }
+        response
     }
 
     /// The sequence number Lambda will resume the shard from, if any.

@@ -36,6 +36,8 @@ pub struct TestBatch {
     stream_arn: String,
     arrival: f64,
     records: Vec<Value>,
+    /// The tumbling-window fields beside `Records`, if any.
+    window: Option<serde_json::Map<String, Value>>,
 }
 
 /// The first sequence number a test batch hands out (a real one, from the AWS docs).
@@ -56,7 +58,52 @@ impl TestBatch {
             stream_arn: "arn:aws:kinesis:us-east-1:123456789012:stream/test-stream".into(),
             arrival: event::epoch_seconds(SystemTime::now()),
             records: Vec::new(),
+            window: None,
         }
+    }
+
+    /// Makes the event a tumbling window's, as Lambda sends it with
+    /// `TumblingWindowInSeconds`: the window from `start` to `end` (RFC 3339), the `state`
+    /// the window's previous invocation returned (`{}` on its first), not final.
+    ///
+    /// ```
+    /// use kinesis_processor::testing::TestBatch;
+    ///
+    /// let payload = TestBatch::new()
+    ///     .window("2020-12-09T07:04:00Z", "2020-12-09T07:06:00Z", serde_json::json!({}))
+    ///     .final_invocation()
+    ///     .build();
+    /// let event: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    /// assert_eq!(event["isFinalInvokeForWindow"], true);
+    /// assert_eq!(event["window"]["end"], "2020-12-09T07:06:00Z");
+    /// ```
+    pub fn window(mut self, start: &str, end: &str, state: Value) -> Self {
+        let fields = json!({
+            "window": {"start": start, "end": end},
+            "state": state,
+            "shardId": self.shard_id,
+            "eventSourceARN": self.stream_arn,
+            "isFinalInvokeForWindow": false,
+            "isWindowTerminatedEarly": false,
+        });
+        self.window = fields.as_object().cloned();
+        self
+    }
+
+    /// Marks a window's event as its final invocation (`isFinalInvokeForWindow`).
+    pub fn final_invocation(self) -> Self {
+        self.window_field("isFinalInvokeForWindow", json!(true))
+    }
+
+    /// Marks a window's event as ended early (`isWindowTerminatedEarly`).
+    pub fn terminated_early(self) -> Self {
+        self.window_field("isWindowTerminatedEarly", json!(true))
+    }
+
+    fn window_field(mut self, name: &str, value: Value) -> Self {
+        let window = self.window.as_mut().expect("call `window(..)` first");
+        window.insert(name.to_owned(), value);
+        self
     }
 
     /// Sets the shard of every record.
@@ -181,9 +228,14 @@ impl TestBatch {
             .collect()
     }
 
-    /// The invocation payload: `{"Records": [...]}` as Lambda sends it.
+    /// The invocation payload: `{"Records": [...]}` as Lambda sends it, with the window
+    /// fields beside them if it is a window's.
     pub fn build(self) -> Vec<u8> {
-        event::payload(self.records)
+        let Some(mut fields) = self.window else {
+            return event::payload(self.records);
+        };
+        fields.insert("Records".to_owned(), Value::Array(self.records));
+        serde_json::to_vec(&fields).expect("JSON values serialize")
     }
 }
 

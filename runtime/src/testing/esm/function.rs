@@ -34,9 +34,7 @@ impl<H: Handler> Function for Processor<H> {
     async fn invoke(&self, payload: Vec<u8>, timeout: Duration) -> InvocationResult {
         let request_id = "simulated-invocation";
         match tokio::time::timeout(timeout, self.respond(payload, request_id, timeout)).await {
-            Ok(Ok(outcome)) => InvocationResult::Response(
-                serde_json::to_value(outcome.response()).expect("a response serializes"),
-            ),
+            Ok(Ok(outcome)) => InvocationResult::Response(outcome.lambda_response()),
             Ok(Err(error)) => InvocationResult::Error(error.to_string()),
             Err(_) => InvocationResult::TimedOut,
         }
