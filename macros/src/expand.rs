@@ -187,13 +187,11 @@ fn window_return_type(
     needs_state: bool,
 ) -> TokenStream {
     let WindowKind { payload, window, format } = kind;
-    let marker = needs_state.then(|| quote!(, #krate::NeedsState));
+    let slot = if needs_state { quote!(#krate::NeedsState) } else { quote!(()) };
     let private = quote!(#krate::__private);
-    quote!(#krate::Processor<
-        #private::WindowFnHandler<
-            impl #private::WindowFnBound<#payload, #window, #state>,
-            #payload, #window, #state, #format, #private::NoWindowEnd
-        > #marker
+    quote!(#private::WindowProcessor<
+        impl #private::WindowFnBound<#payload, #window, #state>,
+        #payload, #window, #state, #format, #slot
     >)
 }
 

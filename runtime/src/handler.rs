@@ -245,6 +245,12 @@ where
     }
 }
 
+/// A window function's handler before its window end, as its constructor returns it.
+pub type WindowStart<F, T, W, S, Format> = WindowFnHandler<F, T, W, S, Format, NoWindowEnd>;
+
+/// A window function's handler with the window end `E`.
+pub type WindowEnded<F, T, W, S, Format, E> = WindowFnHandler<F, T, W, S, Format, WithWindowEnd<E>>;
+
 /// The [`Handler`] made from a window function, a payload format and a window end.
 pub struct WindowFnHandler<F, T, W, S, Format, End> {
     name: &'static str,

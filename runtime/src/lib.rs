@@ -44,6 +44,7 @@
 //!
 //! | option | meaning | default |
 //! |---|---|---|
+//! | `window` | a window function: it folds each record into a window state (see below) | off |
 //! | `format = json \| text \| bytes \| path::To::Format` | how a record's bytes become `T` ([`decode`]) | `json` |
 //! | `concurrency = N` | records in flight across distinct partition keys (one key: one at a time, in order) | 1 |
 //! | `retries = N` | in-process attempts after the first, with jittered exponential backoff | 2 |
@@ -55,6 +56,49 @@
 //!
 //! Durations are written as [humantime](https://docs.rs/humantime) reads them: `"90s"`,
 //! `"15m"`, `"1h 30m"`, `"500ms"`; the attribute checks them at compile time.
+//!
+//! # Window functions: aggregation over tumbling windows
+//!
+//! With `TumblingWindowInSeconds` on the event source mapping, Lambda carries a `state`
+//! from one invocation of a shard's window to the next. `#[kinesis_processor(window)]` on a
+//! function that takes the window state as `&mut W` (anywhere after the payload; `W` a
+//! [`WindowState`]: `Default + Clone` and serde) folds each record into it, and
+//! [`on_window_end`](Processor::on_window_end) gives the function that gets the finished
+//! state on the window's final invocation. **The state answered is the fold of exactly
+//! the records before the checkpoint**: an attempt folds into a copy kept only if it
+//! succeeds, dead-lettered records do not count, and a dead letter is confirmed before
+//! the next record starts. Window functions take no `concurrency`. See [`window`] for the
+//! state's JSON form and the 1 MB limit.
+//!
+//! ```
+//! use std::collections::BTreeMap;
+//! use kinesis_processor::{kinesis_processor, RecordError, Window};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! struct Click { url: String }
+//!
+//! #[derive(Clone, Default, Serialize, Deserialize)]
+//! struct PageViews { by_page: BTreeMap<String, u64> }
+//!
+//! /// Folds one click into the window's totals.
+//! #[kinesis_processor(window)]
+//! async fn count(click: Click, views: &mut PageViews) -> Result<(), RecordError> {
+//!     *views.by_page.entry(click.url).or_default() += 1;
+//!     Ok(())
+//! }
+//!
+//! /// Runs on the window's final invocation; it may run again if that invocation is
+//! /// retried, so it writes idempotently (keyed by the window's start).
+//! async fn publish(views: PageViews, window: &Window, _: &()) -> Result<(), RecordError> {
+//!     println!("{:?}: {:?}", window.start(), views.by_page);
+//!     Ok(())
+//! }
+//!
+//! # async fn serve() -> Result<(), kinesis_processor::Error> {
+//! count().on_window_end(publish).run().await
+//! # }
+//! ```
 //!
 //! # The rules it keeps
 //!
@@ -75,9 +119,10 @@
 //!
 //! # The pipeline, and its words
 //!
-//! A payload flows one way: **batch** (read the payload into units) → **engine** (run the
-//! units, decide the checkpoint) → **report** (the rows, the Lambda response, the counts)
-//! → metrics and dead letters. Each word below names one idea, in types, docs and logs.
+//! A payload flows one way: **batch** (read the payload into units; a window processor's
+//! **window** fields beside them) → **engine** (run the units, decide the checkpoint, close
+//! the window) → **report** (the rows, the Lambda response, the counts) → metrics and dead
+//! letters. Each word below names one idea, in types, docs and logs.
 //!
 //! | word | meaning | where it lives |
 //! |---|---|---|
@@ -96,6 +141,10 @@
 //! | redelivered | at or after the checkpoint: Lambda delivers it again | `engine::ledger` |
 //! | dead letter | the envelope of a unit sent to a sink instead of being reported | [`dead_letter`] |
 //! | report | [`BatchReport`] (a row per unit), [`BatchOutcome`] (response and counts), [`BatchSummary`] (the counts) | `report` |
+//! | window | a tumbling window of a shard: its start, end and invocations ([`Window`]) | [`window`] |
+//! | window state | what a window function folds records into; Lambda carries it between the window's invocations as `state` | [`window`], `engine::fold` |
+//! | final invocation | the window's last invocation (`isFinalInvokeForWindow`), on which the window end runs | `engine::close` |
+//! | window end | the function given with [`on_window_end`](Processor::on_window_end): the finished window state goes there | `engine::close` |
 //!
 //! # Using your own Lambda loop
 //!
@@ -167,8 +216,8 @@ pub mod __private {
     use crate::handler::{FnHandler, RecordHandler};
     use crate::{Invocation, NeedsState, Processor, RecordError, RecordMeta};
 
-    pub use crate::handler::{NoWindowEnd, WindowFnHandler};
     pub use crate::handler::{RecordFn, WindowFn};
+    pub use crate::handler::{WindowFnHandler, WindowStart};
     use crate::WindowState;
 
     /// The processor for an attributed function that takes no state.
@@ -199,6 +248,10 @@ pub mod __private {
         Processor::new(FnHandler::<F, T, S, Format>::new(name, function), NeedsState)
     }
 
+    /// A window function's processor before its window end; `Slot` is its state slot.
+    pub type WindowProcessor<F, T, W, S, Format, Slot> =
+        Processor<WindowStart<F, T, W, S, Format>, Slot>;
+
     /// What an attributed window function is, as the constructor's return type names it.
     pub trait WindowFnBound<T, W, S>:
         for<'a> WindowFn<'a, T, W, S> + Send + Sync + 'static
@@ -214,7 +267,7 @@ pub mod __private {
     pub fn window_processor<Format, T, W, F>(
         name: &'static str,
         function: F,
-    ) -> Processor<WindowFnHandler<impl WindowFnBound<T, W, ()>, T, W, (), Format, NoWindowEnd>>
+    ) -> WindowProcessor<impl WindowFnBound<T, W, ()>, T, W, (), Format, ()>
     where
         Format: Decode<T> + 'static,
         T: Send + 'static,
@@ -229,10 +282,7 @@ pub mod __private {
     pub fn window_processor_needing_state<Format, T, W, S, F>(
         name: &'static str,
         function: F,
-    ) -> Processor<
-        WindowFnHandler<impl WindowFnBound<T, W, S>, T, W, S, Format, NoWindowEnd>,
-        NeedsState,
-    >
+    ) -> WindowProcessor<impl WindowFnBound<T, W, S>, T, W, S, Format, NeedsState>
     where
         Format: Decode<T> + 'static,
         T: Send + 'static,
@@ -266,14 +316,10 @@ pub mod __private {
     }
 
     /// [`unusable`], for a window function; `slot` is `()` or [`NeedsState`].
-    #[allow(clippy::type_complexity)]
     pub fn unusable_window<W: WindowState, S: Send + Sync + 'static, Slot>(
         name: &'static str,
         slot: Slot,
-    ) -> Processor<
-        WindowFnHandler<impl WindowFnBound<IgnoredAny, W, S>, IgnoredAny, W, S, Json, NoWindowEnd>,
-        Slot,
-    > {
+    ) -> WindowProcessor<impl WindowFnBound<IgnoredAny, W, S>, IgnoredAny, W, S, Json, Slot> {
         let handler = WindowFnHandler::<_, IgnoredAny, W, S, Json, _>::new(name, unusable_fold);
         Processor::new(handler, slot)
     }

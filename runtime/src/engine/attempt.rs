@@ -5,11 +5,11 @@ use std::any::Any;
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
-use std::sync::{Mutex, PoisonError};
 use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::Instant;
 
+use super::fold::Fold;
 use crate::batch::Unit;
 use crate::error::RecordError;
 use crate::handler::Handler;
@@ -148,29 +148,6 @@ async fn call<'a, H: Handler>(
         fold.keep(working);
     }
     result
-}
-
-/// The window state that a window processor's records fold into: each call works on a
-/// copy, and only a call that succeeds puts its copy back.
-pub(crate) struct Fold<W>(Mutex<W>);
-
-impl<W: Clone> Fold<W> {
-    pub fn new(state: W) -> Self {
-        Fold(Mutex::new(state))
-    }
-
-    fn copy(&self) -> W {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()
-    }
-
-    fn keep(&self, state: W) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = state;
-    }
-
-    /// The state folded so far.
-    pub fn into_inner(self) -> W {
-        self.0.into_inner().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// Polls a call inside its span, with panics caught. The call is polled where it was

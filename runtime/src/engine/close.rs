@@ -10,6 +10,7 @@ use std::pin::pin;
 
 use serde_json::value::RawValue;
 use tokio::time::Instant;
+use tracing::Instrument as _;
 
 use super::attempt::isolate_panics;
 use super::{Context, Settled};
@@ -31,7 +32,13 @@ pub(super) async fn close<H: Handler>(
         Err(why) => return redeliver(settled, opened.given, why),
     };
     if opened.is_final && settled.checkpoint.is_none() {
-        if let Err(why) = end_window(handler, state, folded, &opened.window, cx).await {
+        let span = tracing::info_span!(
+            "window_end",
+            window_start = %humantime::format_rfc3339(opened.window.start()),
+            terminated_early = opened.window.terminated_early(),
+        );
+        let ended = end_window(handler, state, folded, &opened.window, cx).instrument(span);
+        if let Err(why) = ended.await {
             return redeliver(settled, opened.given, why);
         }
     }

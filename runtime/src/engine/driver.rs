@@ -6,8 +6,9 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::{sleep_until, Instant};
 
-use super::attempt::{self, attempt, Attempted, Fold, RetryPolicy};
+use super::attempt::{self, attempt, Attempted, RetryPolicy};
 use super::deadline;
+use super::fold::Fold;
 use super::ledger::Ledger;
 use super::slots::Slots;
 use super::Context;
@@ -16,10 +17,10 @@ use crate::dead_letter::{SendFuture, SinkError};
 use crate::handler::Handler;
 
 /// Runs the units to their outcomes.
-pub(super) async fn drive<'u, 'f, H: Handler>(
+pub(super) async fn drive<'u, H: Handler>(
     handler: &'u H,
     state: &'u H::State,
-    fold: &'f Fold<H::Window>,
+    fold: &Fold<H::Window>,
     units: &'u [Unit<'u>],
     ledger: &mut Ledger<'u, '_>,
     cx: &Context<'_>,

@@ -1,7 +1,8 @@
 //! The engine: a batch's units run to their outcomes, and the checkpoint decided.
 //!
 //! The [`driver`] starts units as the [`schedule`] allows, runs each through its
-//! [`attempt`]s in the in-flight [`slots`], and stops at the [`deadline`]; the [`ledger`]
+//! [`attempt`]s in the in-flight [`slots`] (a window processor's records each into a copy
+//! of its [`fold`]), and stops at the [`deadline`]; the [`ledger`]
 //! decides what becomes of each unit and owns the checkpoint; the batch ends as a
 //! [`Settled`] answer, from which the report, the response and the metrics are built. A
 //! window processor's batch then [`close`]s: its window state, and the window end.
@@ -10,6 +11,7 @@ mod attempt;
 mod close;
 mod deadline;
 mod driver;
+mod fold;
 mod ledger;
 mod outcome;
 mod schedule;
@@ -27,7 +29,7 @@ use crate::handler::Handler;
 use crate::invocation::Invocation;
 use crate::settings::Settings;
 use crate::window::WindowEvent;
-use attempt::Fold;
+use fold::Fold;
 use ledger::Ledger;
 pub use outcome::Outcome;
 pub(crate) use outcome::{Conclude, Settled};

@@ -9,9 +9,7 @@ use tracing::Instrument as _;
 use crate::dead_letter::{DeadLetterSink, ErasedSink};
 use crate::engine::{self, Conclude, Context};
 use crate::error::Error;
-use crate::handler::{
-    Handler, NoWindowEnd, RecordHandler, WindowEndFn, WindowFnHandler, WithWindowEnd,
-};
+use crate::handler::{Handler, RecordHandler, WindowEndFn, WindowEnded, WindowStart};
 use crate::invocation::Invocation;
 use crate::metrics::MetricsSettings;
 use crate::report::{BatchOutcome, BatchReport};
@@ -356,9 +354,9 @@ impl<H: Handler, S> Processor<H, S> {
 }
 
 /// The window processors of `#[kinesis_processor(window)]` functions, before their window end.
-impl<F, T, W, S, Format, St> Processor<WindowFnHandler<F, T, W, S, Format, NoWindowEnd>, St>
+impl<F, T, W, S, Format, St> Processor<WindowStart<F, T, W, S, Format>, St>
 where
-    WindowFnHandler<F, T, W, S, Format, NoWindowEnd>: Handler,
+    WindowStart<F, T, W, S, Format>: Handler,
 {
     /// Gives a window processor (`#[kinesis_processor(window)]`) the function that runs at
     /// the end of each window, on its final invocation, with the finished window state:
@@ -374,11 +372,19 @@ where
     /// ```
     /// use std::collections::BTreeMap;
     /// use std::sync::Mutex;
+    /// use std::time::SystemTime;
     /// use kinesis_processor::{kinesis_processor, RecordError, Window};
+    ///
+    /// /// Finished windows by start: the processor's shared state.
+    /// type Store = Mutex<BTreeMap<SystemTime, BTreeMap<String, u64>>>;
     ///
     /// /// Counts lines per first word.
     /// #[kinesis_processor(window, format = text)]
-    /// async fn count(line: String, counts: &mut BTreeMap<String, u64>) -> Result<(), RecordError> {
+    /// async fn count(
+    ///     line: String,
+    ///     counts: &mut BTreeMap<String, u64>,
+    ///     _store: &Store,
+    /// ) -> Result<(), RecordError> {
     ///     let word = line.split_whitespace().next().unwrap_or_default();
     ///     *counts.entry(word.to_owned()).or_default() += 1;
     ///     Ok(())
@@ -388,7 +394,7 @@ where
     /// async fn publish(
     ///     counts: BTreeMap<String, u64>,
     ///     window: &Window,
-    ///     store: &Mutex<BTreeMap<std::time::SystemTime, BTreeMap<String, u64>>>,
+    ///     store: &Store,
     /// ) -> Result<(), RecordError> {
     ///     store.lock().unwrap().insert(window.start(), counts);
     ///     Ok(())
@@ -397,13 +403,10 @@ where
     /// let processor = count().on_window_end(publish).state(Mutex::new(BTreeMap::new()));
     /// # let _ = processor;
     /// ```
-    pub fn on_window_end<E>(
-        self,
-        end: E,
-    ) -> Processor<WindowFnHandler<F, T, W, S, Format, WithWindowEnd<E>>, St>
+    pub fn on_window_end<E>(self, end: E) -> Processor<WindowEnded<F, T, W, S, Format, E>, St>
     where
         E: for<'a> WindowEndFn<'a, W, S> + Send + Sync + 'static,
-        WindowFnHandler<F, T, W, S, Format, WithWindowEnd<E>>: Handler,
+        WindowEnded<F, T, W, S, Format, E>: Handler,
     {
         let Processor { handler, state, settings, metrics, sink } = self;
         Processor { handler: handler.with_end(end), state, settings, metrics, sink }
