@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the sample events of examples/log-filter and examples/log-to-json.
+"""Writes the sample events of examples/log-filter, examples/log-to-json and
+examples/page-views.
 
 log-filter's lines are KPL-aggregated with the official aws-kinesis-agg library, as a
 producer using the KPL would send them. Run from the repository root with a Python that
@@ -14,7 +15,7 @@ SHARD = "shardId-000000000002"
 FIRST = 49590338271490256608559692538361571095921575989136588898
 
 
-def kinesis_record(n, stream, partition_key, data, explicit_hash_key=None):
+def kinesis_record(n, stream, partition_key, data, explicit_hash_key=None, shard=SHARD, arrival=None):
     sequence = str(FIRST + n * 1_000_000_000)
     kinesis = {
         "kinesisSchemaVersion": "1.0",
@@ -22,7 +23,7 @@ def kinesis_record(n, stream, partition_key, data, explicit_hash_key=None):
         "sequenceNumber": sequence,
         "data": base64.b64encode(data).decode(),
         # Just after the last log line of the samples (2026-11-26T05:00:08Z) was written.
-        "approximateArrivalTimestamp": 1795669210.25 + n,
+        "approximateArrivalTimestamp": arrival if arrival is not None else 1795669210.25 + n,
     }
     if explicit_hash_key:
         kinesis["explicitHashKey"] = explicit_hash_key
@@ -30,7 +31,7 @@ def kinesis_record(n, stream, partition_key, data, explicit_hash_key=None):
         "kinesis": kinesis,
         "eventSource": "aws:kinesis",
         "eventVersion": "1.0",
-        "eventID": f"{SHARD}:{sequence}",
+        "eventID": f"{shard}:{sequence}",
         "eventName": "aws:kinesis:record",
         "invokeIdentityArn": "arn:aws:iam::123456789012:role/lambda-role",
         "awsRegion": "us-east-1",
@@ -77,3 +78,68 @@ records = [kinesis_record(n, "access-logs", f"host-{n % 2}", line.encode()) for 
 with open("examples/log-to-json/events/access-log.json", "w") as out:
     json.dump({"Records": records}, out, indent=2)
     out.write("\n")
+
+# page-views: one shard's invocations of one tumbling window (2026-11-26T05:00:00Z, one
+# minute), as Lambda sends them with TumblingWindowInSeconds: the first with an empty
+# state, a later one carrying the state the first returned, and the final one (no records)
+# carrying the state of both. The states are the fold the function computes.
+CLICK_SHARD = "shardId-000000000003"
+CLICK_STREAM = "arn:aws:kinesis:us-east-1:123456789012:stream/clicks"
+WINDOW_START = 1795669200  # 2026-11-26T05:00:00Z
+clicks = [
+    [
+        ("user-17", "203.0.113.9", "/pricing"),
+        ("user-4", "192.0.2.44", "/docs/getting-started"),
+        ("user-17", "203.0.113.9", "/signup?ref=pricing"),
+        ("user-23", "198.51.100.7", "/pricing?ref=ad"),
+    ],
+    [
+        ("user-4", "192.0.2.44", "/docs/getting-started#install"),
+        ("user-99", None, "<html>not a click</html>"),  # not JSON: dead-lettered
+        ("user-8", "198.51.100.20", "/pricing"),
+        ("user-23", "198.51.100.7", "?ref=ad"),  # no page: rejected
+        ("user-17", "203.0.113.9", "/signup"),
+    ],
+    [],
+]
+
+
+def page_of(url):
+    page = url.split("?")[0].split("#")[0].strip()
+    return page or None
+
+
+state = {}
+counted = {"first_sequence_number": None, "by_page": {}}
+n = 0
+for number, (name, batch) in enumerate(zip(["1-first", "2-later", "3-final"], clicks)):
+    records = []
+    for user, ip, url in batch:
+        if ip is None:
+            data = url.encode()
+        else:
+            data = json.dumps({"user_id": user, "ip": ip, "url": url}).encode()
+        record = kinesis_record(
+            n, "clicks", user, data, shard=CLICK_SHARD, arrival=WINDOW_START + 2.125 + 4 * n
+        )
+        records.append(record)
+        page = page_of(url) if ip is not None else None
+        if page:
+            if counted["first_sequence_number"] is None:
+                counted["first_sequence_number"] = record["kinesis"]["sequenceNumber"]
+            counted["by_page"][page] = counted["by_page"].get(page, 0) + 1
+        n += 1
+    event = {
+        "Records": records,
+        "window": {"start": "2026-11-26T05:00:00Z", "end": "2026-11-26T05:01:00Z"},
+        "state": state,
+        "shardId": CLICK_SHARD,
+        "eventSourceARN": CLICK_STREAM,
+        "isFinalInvokeForWindow": name == "3-final",
+        "isWindowTerminatedEarly": False,
+    }
+    with open(f"examples/page-views/events/window-{name}.json", "w") as out:
+        json.dump(event, out, indent=2)
+        out.write("\n")
+    # What the function returns after this invocation, and Lambda sends with the next.
+    state = {"version": 1, "value": json.loads(json.dumps(counted, sort_keys=True))}

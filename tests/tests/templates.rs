@@ -184,6 +184,7 @@ fn every_event_source_mapping_has_the_settings_a_kinesis_consumer_needs() {
             "DestinationConfig",
             "ParallelizationFactor",
             "MaximumBatchingWindowInSeconds",
+            "TumblingWindowInSeconds",
         ] {
             assert_commented(&text, key, &path);
         }
@@ -281,6 +282,7 @@ fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resou
         let queues = ids_of_type(&template, "AWS::SQS::Queue");
         let topics = ids_of_type(&template, "AWS::SNS::Topic");
         let buckets = ids_of_type(&template, "AWS::S3::Bucket");
+        let tables = ids_of_type(&template, "AWS::DynamoDB::Table");
         let fan_out = !resources_of_type(&template, "AWS::Kinesis::StreamConsumer").is_empty();
         for function in resources_of_type(&template, "AWS::Serverless::Function") {
             let function_name = function["Properties"]["FunctionName"]
@@ -323,6 +325,10 @@ fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resou
                             "s3:PutObject" => buckets
                                 .iter()
                                 .any(|bucket| resource.starts_with(&format!("${{{bucket}.Arn}}/"))),
+                            // page-views' one write (a conditional UpdateItem), on its table.
+                            "dynamodb:UpdateItem" => resource
+                                .strip_suffix(".Arn")
+                                .is_some_and(|table| tables.contains(table)),
                             other => panic!("{path:?}: {other} is more than the function needs"),
                         };
                         assert!(allowed, "{path:?}: {action} on {resource}");
@@ -474,10 +480,50 @@ fn every_template_alarms_when_a_shard_stalls_and_notifies_its_topic() {
     }
 }
 
-/// The namespace the example's processor writes its metrics to: its `metrics_namespace`,
-/// else the template's `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else the runtime's default.
+/// The Rust source of the template's example: `src/main.rs`, and `src/lib.rs` if any.
+fn example_source(path: &Path) -> String {
+    ["src/main.rs", "src/lib.rs"]
+        .iter()
+        .filter_map(|file| std::fs::read_to_string(path.with_file_name(file)).ok())
+        .collect()
+}
+
+/// A window processor answers only window events (an event without `window` is an
+/// invocation error), and a mapping with a tumbling window needs one (Lambda counts a
+/// response without `state` as a failure): the two go together.
+#[test]
+fn a_tumbling_window_and_a_window_processor_go_together() {
+    let mut windowed = Vec::new();
+    for path in templates() {
+        let (_, template) = load(&path);
+        let window_processor = example_source(&path).contains("#[kinesis_processor(window");
+        for function in resources_of_type(&template, "AWS::Serverless::Function") {
+            for event in kinesis_events(function) {
+                let seconds = event["Properties"]["TumblingWindowInSeconds"].as_i64();
+                assert_eq!(
+                    seconds.is_some_and(|seconds| seconds > 0),
+                    window_processor,
+                    "{path:?}: TumblingWindowInSeconds {seconds:?}, window processor: \
+                     {window_processor}"
+                );
+                if let Some(seconds) = seconds {
+                    assert!((1..=900).contains(&seconds), "{path:?}: {seconds} s");
+                    windowed.push(path.clone());
+                }
+            }
+        }
+    }
+    assert!(
+        windowed.iter().any(|path| path.ends_with("page-views/template.yaml")),
+        "page-views counts in tumbling windows: {windowed:?}"
+    );
+}
+
+/// The namespace the example's processor writes its metrics to: its `metrics_namespace`
+/// (in `src/main.rs`, or `src/lib.rs` when it has one), else the template's
+/// `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else the runtime's default.
 fn runtime_namespace(path: &Path, template: &Yaml) -> String {
-    let source = std::fs::read_to_string(path.with_file_name("src/main.rs")).unwrap();
+    let source = example_source(path);
     let from_source = source
         .split("metrics_namespace = \"")
         .nth(1)

@@ -80,6 +80,41 @@ impl Moto {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    pub async fn dynamodb(&self) -> aws_sdk_dynamodb::Client {
+        aws_sdk_dynamodb::Client::new(&self.config(None).await)
+    }
+
+    /// A table keyed as page-views' template keys its own: `page`, then `window_start`.
+    pub async fn create_page_views_table(&self, name: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+        };
+        let table = unique(name);
+        let key = |name: &str, kind| {
+            KeySchemaElement::builder().attribute_name(name).key_type(kind).build().unwrap()
+        };
+        let attribute = |name: &str| {
+            AttributeDefinition::builder()
+                .attribute_name(name)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .unwrap()
+        };
+        self.dynamodb()
+            .await
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(key("page", KeyType::Hash))
+            .key_schema(key("window_start", KeyType::Range))
+            .attribute_definitions(attribute("page"))
+            .attribute_definitions(attribute("window_start"))
+            .send()
+            .await
+            .expect("table");
+        table
+    }
+
     pub async fn create_queue(&self, name: &str) -> String {
         let output =
             self.sqs().await.create_queue().queue_name(unique(name)).send().await.expect("queue");
