@@ -49,6 +49,7 @@ pub struct EventSourceMapping {
     pub(super) unknown_item_identifier: UnknownItemIdentifier,
     pub(super) max_invocations: usize,
     pub(super) dead_letters: Option<MemoryDeadLetter>,
+    pub(super) tumbling_window: Option<Duration>,
 }
 
 impl Default for EventSourceMapping {
@@ -74,6 +75,7 @@ impl EventSourceMapping {
             unknown_item_identifier: UnknownItemIdentifier::default(),
             max_invocations: 1_000_000,
             dead_letters: None,
+            tumbling_window: None,
         }
     }
 
@@ -178,6 +180,22 @@ impl EventSourceMapping {
     /// The processor's in-memory dead-letter sink, whose letters the report then lists.
     pub fn dead_letters(mut self, sink: MemoryDeadLetter) -> Self {
         self.dead_letters = Some(sink);
+        self
+    }
+
+    /// `TumblingWindowInSeconds`: windows of this length by record arrival time, each
+    /// carrying the function's `state` from invocation to invocation and closed by a final
+    /// invocation (see the module's documentation); zero (the default) is no window.
+    ///
+    /// # Panics
+    ///
+    /// Above 900 seconds, or not a whole number of seconds.
+    pub fn tumbling_window(mut self, window: Duration) -> Self {
+        assert!(
+            window <= Duration::from_secs(900) && window.subsec_nanos() == 0,
+            "TumblingWindowInSeconds is a whole number of seconds, 0 to 900"
+        );
+        self.tumbling_window = (!window.is_zero()).then_some(window);
         self
     }
 }

@@ -6,14 +6,15 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::task::Poll;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::config::{EventSourceMapping, UnknownItemIdentifier};
 use super::order::{lane_of, OrderWatch};
-use super::payload::{event_payload, iso8601, record_json_size, EVENT_OVERHEAD, SEPARATOR};
+use super::payload::{event_overhead, event_payload, iso8601, record_json_size, SEPARATOR};
 use super::report::{Log, OnFailureRecord};
+use super::window::{response_state, window_start, OpenWindow};
 use super::{Function, InvocationResult, SimulatedStream, StreamRecord, MAX_PAYLOAD};
 use crate::sequence;
 
@@ -53,6 +54,8 @@ enum Verdict {
     WholeFailure,
     /// The function failed or timed out.
     FunctionError(&'static str),
+    /// With tumbling windows, a response without a `state`: a failed invocation.
+    MissingState,
 }
 
 /// One shard (or one parallel lane of it) being drained.
@@ -64,6 +67,8 @@ pub(super) struct Lane<'a, F> {
     pub(super) records: Vec<usize>,
     pub(super) function: &'a F,
     pub(super) shared: &'a Shared,
+    /// The lane's open tumbling window; each lane carries its own.
+    pub(super) window: Option<OpenWindow>,
 }
 
 /// A run of consecutive lane records, with the retries it has used.
@@ -73,8 +78,8 @@ struct Work {
     retries: i64,
 }
 
-impl<F: Function> Lane<'_, F> {
-    pub(super) async fn drain(self) {
+impl<'a, F: Function> Lane<'a, F> {
+    pub(super) async fn drain(mut self) {
         let mut position = 0;
         while position < self.records.len() {
             if self.out_of_invocations() {
@@ -82,6 +87,9 @@ impl<F: Function> Lane<'_, F> {
             }
             position = self.skip_expired_by_retention(position);
             if position >= self.records.len() {
+                break;
+            }
+            if !self.enter_window_of(position).await {
                 return;
             }
             let end = self.batch_end(position);
@@ -94,6 +102,98 @@ impl<F: Function> Lane<'_, F> {
             }
             position = end;
         }
+        // The stream was filled before the run: once drained, every window's end has passed.
+        self.close_window().await;
+    }
+
+    /// Opens the window of the record at `position`, closing the open one if it is another
+    /// window; false when the invocations ran out on the way.
+    async fn enter_window_of(&mut self, position: usize) -> bool {
+        let Some(length) = self.mapping.tumbling_window else { return true };
+        let start = window_start(self.record(position).arrival, length);
+        if self.window.as_ref().is_some_and(|window| window.start == start) {
+            return true;
+        }
+        if !self.close_window().await {
+            return false;
+        }
+        self.window = Some(OpenWindow::new(start, length));
+        true
+    }
+
+    /// Ends the open window with its final invocation; false when the invocations ran out.
+    async fn close_window(&mut self) -> bool {
+        let closed = self.final_invocation(false).await;
+        if closed {
+            self.window = None;
+        }
+        closed
+    }
+
+    /// Runs the open window's final invocation (when records of it were invoked) until it
+    /// succeeds or is given up; false when the invocations ran out first.
+    async fn final_invocation(&mut self, terminated_early: bool) -> bool {
+        let Some(window) = &self.window else { return true };
+        if !window.invoked {
+            return true;
+        }
+        let newest_arrival = window.newest_arrival;
+        let mut retries = 0;
+        loop {
+            if self.out_of_invocations() {
+                return false;
+            }
+            let too_old = self
+                .mapping
+                .maximum_record_age
+                .is_some_and(|max_age| age_of(newest_arrival, SystemTime::now()) > max_age);
+            let limit = self.mapping.maximum_retry_attempts;
+            if too_old || (limit >= 0 && retries > limit) {
+                self.shared.log.lock().unwrap().windows_abandoned += 1;
+                return true;
+            }
+            if self.invoke_final(terminated_early).await {
+                let mut log = self.shared.log.lock().unwrap();
+                log.windows_closed += 1;
+                log.windows_terminated_early += usize::from(terminated_early);
+                return true;
+            }
+            retries += 1;
+        }
+    }
+
+    /// Ends the open window early, its state having passed 1 MB: a final invocation with
+    /// `isWindowTerminatedEarly`, then the same window again from `{}`.
+    async fn terminate_window_early(&mut self) {
+        if self.final_invocation(true).await {
+            if let Some(window) = &mut self.window {
+                window.restart();
+            }
+        }
+    }
+
+    /// The open window's fields for an event, if windows are on.
+    fn window_fields(&self, is_final: bool, terminated_early: bool) -> Option<Map<String, Value>> {
+        let shard_id = self.stream.shard_ids().nth(self.shard).unwrap_or_default();
+        let window = self.window.as_ref()?;
+        Some(window.fields(shard_id, self.stream.arn(), is_final, terminated_early))
+    }
+
+    /// Invokes the open window's final invocation once: no records, the window's state;
+    /// answers whether it succeeded.
+    async fn invoke_final(&mut self, terminated_early: bool) -> bool {
+        let shard_id = self.stream.shard_ids().nth(self.shard).unwrap_or_default();
+        let fields = self.window_fields(true, terminated_early);
+        let payload = event_payload(&[], shard_id, self.stream.arn(), fields.as_ref());
+        {
+            let mut log = self.shared.log.lock().unwrap();
+            log.invocations += 1;
+            log.window_invocations += 1;
+            log.final_invocations += 1;
+        }
+        let invocation = self.function.invoke(payload, self.mapping.function_timeout).await;
+        let verdict = self.judge(invocation, &[]);
+        matches!(verdict, Verdict::Success)
     }
 
     /// Whether `max_invocations` is used up; called with work left, so that a lane that
@@ -106,7 +206,7 @@ impl<F: Function> Lane<'_, F> {
         out
     }
 
-    fn record(&self, lane_position: usize) -> &StreamRecord {
+    fn record(&self, lane_position: usize) -> &'a StreamRecord {
         &self.stream.records(self.shard)[self.records[lane_position]]
     }
 
@@ -124,12 +224,20 @@ impl<F: Function> Lane<'_, F> {
     }
 
     /// The end of the batch starting at `start`: `BatchSize` records, or fewer when the
-    /// payload would pass 6 MB.
+    /// payload would pass 6 MB or the next record is of another tumbling window.
     fn batch_end(&self, start: usize) -> usize {
         let shard_id = self.stream.shard_ids().nth(self.shard).unwrap_or_default();
-        let mut size = EVENT_OVERHEAD;
+        let mut size = event_overhead(self.window_fields(false, false).as_ref());
+        let window_of = |position| {
+            self.mapping
+                .tumbling_window
+                .map(|length| window_start(self.record(position).arrival, length))
+        };
         let mut end = start;
         while end < self.records.len() && end - start < self.mapping.batch_size {
+            if end > start && window_of(end) != window_of(start) {
+                break;
+            }
             let separator = if end > start { SEPARATOR } else { 0 };
             let next = separator + record_json_size(self.record(end), shard_id, self.stream.arn());
             if end > start && size + next > MAX_PAYLOAD {
@@ -142,26 +250,30 @@ impl<F: Function> Lane<'_, F> {
     }
 
     /// Invokes the function with one run of records; answers the runs still to do.
-    async fn attempt(&self, mut work: Work) -> Vec<Work> {
+    async fn attempt(&mut self, mut work: Work) -> Vec<Work> {
         work.start = self.discard_too_old(work.start, work.end);
         if work.start >= work.end {
             return Vec::new();
         }
         let verdict = self.invoke(work.start, work.end).await;
-        let (retry_from, function_error) = match verdict {
+        if self.window.as_ref().is_some_and(|window| window.over_limit) {
+            self.terminate_window_early().await;
+        }
+        let (retry_from, failed_invocation, function_error) = match verdict {
             Verdict::Success => {
                 self.finish(work.start, work.end);
                 return Vec::new();
             }
             Verdict::PartialFrom(offset) => {
                 self.finish(work.start, work.start + offset);
-                (work.start + offset, None)
+                (work.start + offset, false, None)
             }
-            Verdict::WholeFailure => (work.start, None),
-            Verdict::FunctionError(kind) => (work.start, Some(kind)),
+            Verdict::WholeFailure => (work.start, false, None),
+            Verdict::FunctionError(kind) => (work.start, true, Some(kind)),
+            Verdict::MissingState => (work.start, true, None),
         };
         // Splitting a failed batch does not consume the retry quota.
-        if function_error.is_some()
+        if failed_invocation
             && self.mapping.bisect_batch_on_function_error
             && work.end - work.start > 1
         {
@@ -204,11 +316,17 @@ impl<F: Function> Lane<'_, F> {
         first_young
     }
 
-    async fn invoke(&self, start: usize, end: usize) -> Verdict {
+    async fn invoke(&mut self, start: usize, end: usize) -> Verdict {
         let batch: Vec<&StreamRecord> =
             (start..end).map(|position| self.record(position)).collect();
         let shard_id = self.stream.shard_ids().nth(self.shard).unwrap_or_default();
-        let payload = event_payload(&batch, shard_id, self.stream.arn());
+        let fields = self.window_fields(false, false);
+        let payload = event_payload(&batch, shard_id, self.stream.arn(), fields.as_ref());
+        if let Some(window) = &mut self.window {
+            window.invoked = true;
+            let newest = batch.iter().map(|record| record.arrival).max();
+            window.newest_arrival = window.newest_arrival.max(newest.unwrap_or(UNIX_EPOCH));
+        }
         {
             let mut deliveries = self.shared.deliveries.lock().unwrap();
             for position in start..end {
@@ -218,11 +336,29 @@ impl<F: Function> Lane<'_, F> {
                 self.shared.order.lock().unwrap().deliver(self.shard, &self.records[start..end]);
             let mut log = self.shared.log.lock().unwrap();
             log.invocations += 1;
+            log.window_invocations += usize::from(self.window.is_some());
             log.order_violations += violations;
         }
         let invocation = self.function.invoke(payload, self.mapping.function_timeout).await;
-        let mut log = self.shared.log.lock().unwrap();
-        match invocation {
+        self.judge(invocation, &batch)
+    }
+
+    /// Applies the mapping's rules to how an invocation of `batch` ended, counting what the
+    /// report shows; with a window, takes the state of an accepted response.
+    fn judge(&mut self, invocation: InvocationResult, batch: &[&StreamRecord]) -> Verdict {
+        let shared = self.shared;
+        let mut log = shared.log.lock().unwrap();
+        let state = match (&invocation, &self.window) {
+            (InvocationResult::Response(response), Some(_)) => match response_state(response) {
+                Some(state) => Some(state.clone()),
+                None => {
+                    log.missing_states += 1;
+                    return Verdict::MissingState;
+                }
+            },
+            _ => None,
+        };
+        let verdict = match invocation {
             InvocationResult::Error(_) => {
                 log.function_errors += 1;
                 Verdict::FunctionError("Unhandled")
@@ -236,7 +372,7 @@ impl<F: Function> Lane<'_, F> {
             }
             InvocationResult::Response(response) => {
                 let (verdict, unknown) =
-                    interpret(&response, &batch, self.mapping.unknown_item_identifier);
+                    interpret(&response, batch, self.mapping.unknown_item_identifier);
                 if unknown {
                     log.unknown_item_identifiers += 1;
                 }
@@ -245,7 +381,13 @@ impl<F: Function> Lane<'_, F> {
                 }
                 verdict
             }
+        };
+        if let (Some(state), Some(window)) = (state, &mut self.window) {
+            if matches!(verdict, Verdict::Success | Verdict::PartialFrom(_)) {
+                window.accept(state);
+            }
         }
+        verdict
     }
 
     /// Sends the records `start..end` to the on-failure destination.
@@ -346,7 +488,11 @@ fn interpret(
 }
 
 fn age(record: &StreamRecord, now: SystemTime) -> Duration {
-    now.duration_since(record.arrival).unwrap_or_default()
+    age_of(record.arrival, now)
+}
+
+fn age_of(arrival: SystemTime, now: SystemTime) -> Duration {
+    now.duration_since(arrival).unwrap_or_default()
 }
 
 /// Runs futures together on the current task until all are done.

@@ -20,6 +20,18 @@
 //! - *Using Lambda with Kinesis*: records with one partition key are processed in order,
 //!   also with a parallelization factor above 1. The event's records carry what Lambda
 //!   sends: no `explicitHashKey` (a KPL aggregate's user records keep theirs inside it).
+//! - *Using Lambda with Kinesis*, "Time windows" ([`EventSourceMapping::tumbling_window`],
+//!   `TumblingWindowInSeconds` 0 to 900): windows by record arrival time, each record in
+//!   `[floor(arrival / length) * length, + length)`, and a batch never spans two. The event
+//!   carries `window` (`start`, `end`, RFC 3339), `state` (`{}` on a window's first
+//!   invocation, then the `state` of the last response the mapping accepted: a success or
+//!   a partial batch response), `shardId`, `eventSourceARN`, `isFinalInvokeForWindow` and
+//!   `isWindowTerminatedEarly`. A response without a `state` object is a failed invocation,
+//!   handled as a function error (retried with the same state, bisected if configured). A
+//!   window ends with a final invocation without records, retried whole with the same
+//!   state while it fails, before the shard goes on. An accepted state over 1 MB
+//!   serialized ends the window early: the next invocation is a final one with
+//!   `isWindowTerminatedEarly`, and later records continue the window from `{}`.
 //!
 //! **Per-key order across lanes needs plain records, not KPL aggregates.** With a
 //! `ParallelizationFactor` above 1, Lambda spreads a shard's records over lanes by the
@@ -36,6 +48,25 @@
 //! Where AWS does not say, the simulator takes the stricter reading, so that a test errs
 //! towards failing: every partial batch response uses one of `MaximumRetryAttempts`, also
 //! when the checkpoint moved forward.
+//!
+//! **Tumbling windows: what AWS does not say, and what the simulator assumes.**
+//! - The final invocation is always one without records (`Records: []`): AWS documents the
+//!   flag, not whether the last batch can carry it. A window gets one only if records of it
+//!   were invoked.
+//! - The stream is filled before the run, so a window closes when its lane reaches a record
+//!   of another window, or runs out of records (as if its end had passed). A record put
+//!   with an earlier arrival than the one before it opens its window anew, with `{}`.
+//! - "Tumbling windows fully support the existing retry policies": a failing final
+//!   invocation is retried until it succeeds, or until `MaximumRetryAttempts` retries or
+//!   the window's newest record passing `MaximumRecordAgeInSeconds` end its retries. Then
+//!   the window is abandoned ([`MappingReport::windows_abandoned`]): its final processing
+//!   is lost, and the shard goes on.
+//! - A `state` that is null or not a JSON object counts as missing.
+//! - The final invocation of a window terminated early gets the state over 1 MB; a state
+//!   of exactly 1 MB is within the limit. The state travels in the event, so a batch
+//!   leaves room for it under 6 MB.
+//! - With a `ParallelizationFactor` above 1, each lane carries its own windows and state,
+//!   with its own final invocations.
 
 mod config;
 mod function;
@@ -44,6 +75,7 @@ mod order;
 mod payload;
 mod report;
 mod stream;
+mod window;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -81,8 +113,15 @@ impl EventSourceMapping {
             .flat_map(|shard| (0..self.parallelization_factor).map(move |lane| (shard, lane)))
             .map(|(shard, lane)| {
                 let records = lane_records(stream, shard, lane, self.parallelization_factor);
-                let lane =
-                    Lane { mapping: self, stream, shard, records, function, shared: &shared };
+                let lane = Lane {
+                    mapping: self,
+                    stream,
+                    shard,
+                    records,
+                    function,
+                    shared: &shared,
+                    window: None,
+                };
                 Box::pin(lane.drain()) as Pin<Box<dyn Future<Output = ()> + '_>>
             })
             .collect();

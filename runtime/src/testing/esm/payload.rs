@@ -2,6 +2,8 @@
 
 use std::time::SystemTime;
 
+use serde_json::{Map, Value};
+
 use super::StreamRecord;
 use crate::testing::event::{self, EventRecord};
 
@@ -12,7 +14,7 @@ pub(super) const EVENT_OVERHEAD: usize = 14;
 pub(super) const SEPARATOR: usize = 1;
 
 /// The record as the event holds it.
-fn record_value(record: &StreamRecord, shard_id: &str, arn: &str) -> serde_json::Value {
+fn record_value(record: &StreamRecord, shard_id: &str, arn: &str) -> Value {
     event::record_json(&EventRecord {
         partition_key: &record.partition_key,
         sequence_number: &record.sequence_number,
@@ -47,9 +49,32 @@ impl std::io::Write for Counter {
     }
 }
 
-/// The invocation payload for `batch`: a Lambda Kinesis event.
-pub(super) fn event_payload(batch: &[&StreamRecord], shard_id: &str, arn: &str) -> Vec<u8> {
-    event::payload(batch.iter().map(|record| record_value(record, shard_id, arn)).collect())
+/// The invocation payload for `batch`: a Lambda Kinesis event, with a tumbling window's
+/// fields beside `Records` when there are any.
+pub(super) fn event_payload(
+    batch: &[&StreamRecord],
+    shard_id: &str,
+    arn: &str,
+    window: Option<&Map<String, Value>>,
+) -> Vec<u8> {
+    let records = batch.iter().map(|record| record_value(record, shard_id, arn)).collect();
+    match window {
+        None => event::payload(records),
+        Some(fields) => {
+            let mut event = fields.clone();
+            event.insert("Records".into(), Value::Array(records));
+            serde_json::to_vec(&event).expect("JSON values serialize")
+        }
+    }
+}
+
+/// The bytes of the event around its records: [`EVENT_OVERHEAD`] without a window, more
+/// with one. A batch of `n` records takes this, the records' sizes and `n - 1` separators.
+pub(super) fn event_overhead(window: Option<&Map<String, Value>>) -> usize {
+    match window {
+        None => EVENT_OVERHEAD,
+        Some(_) => event_payload(&[], "", "", window).len(),
+    }
 }
 
 /// `2019-11-14T18:16:05.271Z`, as Lambda's on-failure records write times.
@@ -61,10 +86,12 @@ pub(super) fn iso8601(at: SystemTime) -> String {
 mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
+    use super::super::window::OpenWindow;
     use super::*;
 
     /// The size the mapping packs batches by is the payload's length, to the byte, for
-    /// keys and data of every kind (escaped characters, multi-byte text, empty data).
+    /// keys and data of every kind (escaped characters, multi-byte text, empty data), with
+    /// and without a tumbling window's fields.
     #[test]
     fn the_size_estimate_is_the_serialized_length() {
         let arn = "arn:aws:kinesis:us-east-1:123456789012:stream/sizes";
@@ -85,19 +112,28 @@ mod tests {
             arrival,
         })
         .collect();
-        for count in 1..=records.len() {
-            let batch: Vec<&StreamRecord> = records[..count].iter().collect();
-            let payload = event_payload(&batch, "shardId-000000000003", arn);
-            let estimate = EVENT_OVERHEAD
-                + batch
-                    .iter()
-                    .map(|r| record_json_size(r, "shardId-000000000003", arn))
-                    .sum::<usize>()
-                + SEPARATOR * (count - 1);
-            assert_eq!(estimate, payload.len(), "{count} records");
+        let mut window = OpenWindow::new(1_607_497_440, Duration::from_secs(120));
+        window.accept(serde_json::json!({ "version": 1, "value": { "ключ\"": [1, 2.5, null] } }));
+        let window = window.fields("shardId-000000000003", arn, false, false);
+        for fields in [None, Some(&window)] {
+            for count in 0..=records.len() {
+                let batch: Vec<&StreamRecord> = records[..count].iter().collect();
+                let payload = event_payload(&batch, "shardId-000000000003", arn, fields);
+                let estimate = event_overhead(fields)
+                    + batch
+                        .iter()
+                        .map(|r| record_json_size(r, "shardId-000000000003", arn))
+                        .sum::<usize>()
+                    + SEPARATOR * count.saturating_sub(1);
+                assert_eq!(
+                    estimate,
+                    payload.len(),
+                    "{count} records, window: {}",
+                    fields.is_some()
+                );
+            }
         }
-        let empty = event_payload(&[], "shardId-000000000003", arn);
-        assert_eq!(empty.len(), EVENT_OVERHEAD);
+        assert_eq!(event_overhead(None), EVENT_OVERHEAD);
     }
 
     #[test]

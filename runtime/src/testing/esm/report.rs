@@ -28,6 +28,12 @@ pub(super) struct Log {
     pub(super) order_violations: usize,
     pub(super) discarded: Vec<OnFailureRecord>,
     pub(super) expired_by_retention: usize,
+    pub(super) window_invocations: usize,
+    pub(super) final_invocations: usize,
+    pub(super) missing_states: usize,
+    pub(super) windows_closed: usize,
+    pub(super) windows_terminated_early: usize,
+    pub(super) windows_abandoned: usize,
 }
 
 /// What a simulated run did.
@@ -106,6 +112,42 @@ impl MappingReport {
     /// Records that passed the stream's retention before they were read.
     pub fn expired_by_retention(&self) -> usize {
         self.log.expired_by_retention
+    }
+
+    /// Invocations that carried a tumbling window (every invocation, final ones included,
+    /// with [`EventSourceMapping::tumbling_window`](super::EventSourceMapping::tumbling_window)
+    /// on; zero without).
+    pub fn window_invocations(&self) -> usize {
+        self.log.window_invocations
+    }
+
+    /// Final invocations of windows (`isFinalInvokeForWindow`, no records), retries
+    /// included.
+    pub fn final_invocations(&self) -> usize {
+        self.log.final_invocations
+    }
+
+    /// Responses without a `state` object, which Lambda treats as failed invocations (with
+    /// tumbling windows on; a null response counts too). A window processor gives none.
+    pub fn missing_states(&self) -> usize {
+        self.log.missing_states
+    }
+
+    /// Windows whose final invocation succeeded (an early termination counts as one).
+    pub fn windows_closed(&self) -> usize {
+        self.log.windows_closed
+    }
+
+    /// Windows ended early because a response's state passed 1 MB.
+    pub fn windows_terminated_early(&self) -> usize {
+        self.log.windows_terminated_early
+    }
+
+    /// Windows whose final invocation never succeeded: given up after
+    /// `MaximumRetryAttempts` retries or once the window's newest record passed
+    /// `MaximumRecordAgeInSeconds`. Their end-of-window processing was lost.
+    pub fn windows_abandoned(&self) -> usize {
+        self.log.windows_abandoned
     }
 
     /// Whether the run stopped at `max_invocations` rather than draining the stream.
