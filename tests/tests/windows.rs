@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
+use kinesis_processor::aggregation::UserRecord;
 use kinesis_processor::testing::{MemoryDeadLetter, TestBatch};
 use kinesis_processor::{kinesis_processor, Error, Outcome, RecordError, Window};
 use serde_json::{json, Value};
@@ -94,6 +95,31 @@ async fn the_state_is_the_fold_of_the_records_before_the_checkpoint() {
         response["batchItemFailures"][0]["itemIdentifier"],
         report.records().nth(2).unwrap().sequence_number().unwrap()
     );
+}
+
+#[tokio::test]
+async fn a_checkpoint_in_an_aggregate_answers_the_state_from_before_it() {
+    let processor = count().on_window_end(publish).state(Published::default());
+    let user = |data: &'static str| UserRecord {
+        partition_key: "k",
+        explicit_hash_key: None,
+        data: data.as_bytes(),
+    };
+    // Lambda redelivers the whole aggregate from its sequence number: the user records
+    // before the failed one must not be in the state it comes back with.
+    let batch = lines(&["a"]).aggregate(&[user("b"), user("c"), user("fail"), user("d")]);
+    let report = processor.process(batch.window(START, END, json!({})).build()).await.unwrap();
+    let outcomes: Vec<Outcome> = report.records().map(|r| r.outcome()).collect();
+    let expected = [
+        Outcome::Succeeded,
+        Outcome::Succeeded,
+        Outcome::Succeeded,
+        Outcome::Failed,
+        Outcome::NotStarted,
+    ];
+    assert_eq!(outcomes, expected);
+    assert_eq!(report.checkpoint(), report.records().nth(1).unwrap().sequence_number());
+    assert_eq!(report.window_state(), Some(&state_of(&[("a", 1)])));
 }
 
 #[tokio::test]

@@ -58,6 +58,9 @@ pub(super) async fn drive<'u, H: Handler>(
             let Some(unit) = ledger.next_startable() else {
                 break;
             };
+            if H::WINDOWED {
+                fold.reach(&units[unit as usize]);
+            }
             if ledger.settle_before_start(unit, cx.started) {
                 continue;
             }

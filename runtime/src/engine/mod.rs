@@ -68,9 +68,17 @@ pub(crate) async fn process_batch<H: Handler, R: Conclude>(
     driver::drive(handler, state, &fold, &batch.units, &mut ledger, cx).await;
     let mut settled = ledger.settle(batch.records, batch.oldest_arrival, clock.elapsed())?;
     if let Some(window) = window {
-        close::close(handler, state, window, fold.into_inner(), &mut settled, cx).await?;
+        let folded = fold.answer(checkpoint_record(&settled));
+        close::close(handler, state, window, folded, &mut settled, cx).await?;
     }
     Ok(R::conclude(settled))
+}
+
+/// The Kinesis record (by position in the payload) of an aggregated unit at the checkpoint.
+fn checkpoint_record(settled: &Settled<'_>) -> Option<usize> {
+    let checkpoint = settled.checkpoint?;
+    let at = settled.units.iter().find(|unit| unit.checkpoint() == Some(checkpoint))?;
+    at.meta.is_aggregated().then_some(at.record)
 }
 
 /// Fills in the invocation span's fields, now that the batch is known.
