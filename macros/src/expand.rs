@@ -129,7 +129,11 @@ impl Processor {
                 let ty = window_return_type(krate, &kind, &state_ty, state.is_some());
                 respan(ty, syn::spanned::Spanned::span(window))
             }
-            None => respan(return_type(krate, &state_ty, state.is_some()), payload_span),
+            None => {
+                let payload = payload.to_token_stream();
+                let ty = return_type(krate, Some(&payload), &state_ty, state.is_some());
+                respan(ty, payload_span)
+            }
         };
         Processor { ty, body }
     }
@@ -160,15 +164,23 @@ impl Processor {
             Some(state) => quote!(#krate::__private::unusable_needing_state::<#state>(#name_text)),
             None => quote!(#krate::__private::unusable(#name_text)),
         };
-        let ty = return_type(krate, &state_ty, state.is_some());
+        let ty = return_type(krate, None, &state_ty, state.is_some());
         Processor { ty, body }
     }
 }
 
-/// `Processor<impl RecordHandler<State = S>>`, or `.., NeedsState>` when the function takes a state.
-fn return_type(krate: &TokenStream, state: &TokenStream, needs_state: bool) -> TokenStream {
+/// `Processor<impl RecordHandler<[Payload = T, ]State = S>>`, or `.., NeedsState>` when the
+/// function takes a state. The payload is named when known, for builder calls that take it
+/// (`idempotency_key`).
+fn return_type(
+    krate: &TokenStream,
+    payload: Option<&TokenStream>,
+    state: &TokenStream,
+    needs_state: bool,
+) -> TokenStream {
     let marker = needs_state.then(|| quote!(, #krate::NeedsState));
-    quote!(#krate::Processor<impl #krate::RecordHandler<State = #state> #marker>)
+    let payload = payload.map(|payload| quote!(Payload = #payload,));
+    quote!(#krate::Processor<impl #krate::RecordHandler<#payload State = #state> #marker>)
 }
 
 /// The types that make a window processor's handler.
@@ -265,6 +277,9 @@ fn settings(options: &Options, krate: &TokenStream) -> TokenStream {
     }
     if let Some(namespace) = &options.metrics_namespace {
         calls.extend(quote!(.metrics_namespace(#namespace)));
+    }
+    if let Some(key) = &options.idempotency_key {
+        calls.extend(quote!(.idempotency_key(#key)));
     }
     if let Some(choice) = options.on_retries_exhausted {
         let variant = match choice {

@@ -21,6 +21,7 @@ const VALID: &[&str] = &[
     "on_retries_exhausted",
     "deadline_margin",
     "metrics_namespace",
+    "idempotency_key",
     "crate",
 ];
 
@@ -46,6 +47,8 @@ pub struct Options {
     pub max_record_age: Option<Duration>,
     pub on_retries_exhausted: Option<OnRetriesExhausted>,
     pub metrics_namespace: Option<String>,
+    /// The function that keys a record for idempotency: `fn(&T, &RecordMeta) -> K`.
+    pub idempotency_key: Option<Path>,
     pub krate: Option<Path>,
 }
 
@@ -69,6 +72,7 @@ impl Options {
             max_record_age: None,
             on_retries_exhausted: None,
             metrics_namespace: None,
+            idempotency_key: None,
             krate: None,
         };
         let mut seen: Vec<String> = Vec::new();
@@ -141,6 +145,7 @@ impl Options {
                 self.on_retries_exhausted = Some(on_retries_exhausted(&value)?)
             }
             "metrics_namespace" => self.metrics_namespace = Some(namespace(&value)?),
+            "idempotency_key" => self.idempotency_key = Some(function_path(name, &value)?),
             "crate" => self.krate = Some(crate_path(&value)?),
             _ => {
                 return Err(syn::Error::new_spanned(
@@ -180,6 +185,7 @@ fn example(name: &str) -> &'static str {
             "`on_retries_exhausted = report` or `on_retries_exhausted = dead_letter`"
         }
         "metrics_namespace" => "`metrics_namespace = \"Clicks\"`",
+        "idempotency_key" => "`idempotency_key = order_id` (a `fn(&T, &RecordMeta) -> K`)",
         "crate" => "`crate = \"my_renamed_kinesis_processor\"`",
         _ => "see the documentation of `kinesis_processor`",
     }
@@ -290,6 +296,17 @@ fn namespace(value: &Expr) -> syn::Result<String> {
         ));
     }
     Ok(name)
+}
+
+/// The path of a function: `order_id`, `keys::order_id`.
+fn function_path(name: &str, value: &Expr) -> syn::Result<Path> {
+    match value {
+        Expr::Path(ExprPath { path, qself: None, .. }) => Ok(path.clone()),
+        _ => Err(syn::Error::new_spanned(
+            value,
+            format!("`{name}` expects the path of a function: {}", example(name)),
+        )),
+    }
 }
 
 fn crate_path(value: &Expr) -> syn::Result<Path> {

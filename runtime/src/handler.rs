@@ -156,8 +156,8 @@ where
 #[diagnostic::on_unimplemented(
     message = "`concurrency` does not apply to a window processor",
     label = "a window processor folds one shard's records in order, one at a time",
-    note = "remove `.concurrency(..)`; Lambda's `ParallelizationFactor` does not apply to \
-            tumbling windows either"
+    note = "remove `.concurrency(..)`: a window state is one value per shard, folded in \
+            stream order"
 )]
 pub trait RecordHandler: Handler {}
 

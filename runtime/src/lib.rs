@@ -52,6 +52,7 @@
 //! | `on_retries_exhausted = report \| dead_letter` | what happens when retries run out | `report` |
 //! | `deadline_margin = "1s"` | stop this long before the invocation's deadline | 1 s |
 //! | `metrics_namespace = "Clicks"` | the CloudWatch namespace of the per-invocation metrics | `KINESIS_PROCESSOR_METRICS_NAMESPACE`, else `KinesisProcessor` |
+//! | `idempotency_key = path::to::fn` | key records by `fn(&T, &RecordMeta) -> K` for [`idempotency`](Processor::idempotency) | the record's place in the stream |
 //! | `crate = "path"` | where this crate is, when renamed | `::kinesis_processor` |
 //!
 //! Durations are written as [humantime](https://docs.rs/humantime) reads them: `"90s"`,
@@ -141,6 +142,9 @@
 //! | redelivered | at or after the checkpoint: Lambda delivers it again | `engine::ledger` |
 //! | dead letter | the envelope of a unit sent to a sink instead of being reported | [`dead_letter`] |
 //! | report | [`BatchReport`] (a row per unit), [`BatchOutcome`] (response and counts), [`BatchSummary`] (the counts) | `report` |
+//! | idempotency key | what a record is known by in an idempotency store: its stream, sequence and sub-sequence number, or a key from its payload | [`idempotency`], `engine::guard` |
+//! | claim | an idempotency key held in progress by one invocation until its deadline; completed (done) or released when the batch ends | [`idempotency`], `engine::guard` |
+//! | duplicate | a unit whose key is done: skipped without calling the function ([`Outcome::Duplicate`]) | `engine::guard` |
 //! | window | a tumbling window of a shard: its start, end and invocations ([`Window`]) | [`window`] |
 //! | window state | what a window function folds records into; Lambda carries it between the window's invocations as `state` | [`window`], `engine::fold` |
 //! | final invocation | the window's last invocation (`isFinalInvokeForWindow`), on which the window end runs | `engine::close` |
@@ -184,6 +188,7 @@ pub mod decode;
 mod engine;
 mod error;
 mod handler;
+pub mod idempotency;
 mod invocation;
 mod lambda;
 mod meta;

@@ -70,6 +70,7 @@ fn metrics(summary: &BatchSummary) -> Vec<Metric> {
         count("RecordsReceived", summary.records),
         count("Units", summary.units),
         count("RecordsSucceeded", summary.succeeded),
+        count("Duplicates", summary.duplicates),
         count("RetriedAttempts", summary.retried_attempts as usize),
         count("ReportedFailures", summary.failed),
         count("RecordsTimedOut", summary.timed_out),
@@ -145,12 +146,13 @@ pub(crate) fn summary_line(summary: &BatchSummary) -> String {
     };
     let age = summary.iterator_age.map_or("n/a".to_owned(), humanize);
     format!(
-        "metrics: records {}, units {}, succeeded {}, dead-lettered {dead_lettered}, \
+        "metrics: records {}, units {}, succeeded {}, duplicates {}, dead-lettered {dead_lettered}, \
          failed {}, timed out {}, not started {}, redelivered {}, retried attempts {}, \
          decode errors {}, expired {}, iterator age {age}, duration {} ms",
         summary.records,
         summary.units,
         summary.succeeded,
+        summary.duplicates,
         summary.failed,
         summary.timed_out,
         summary.not_started,

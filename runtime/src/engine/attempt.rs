@@ -10,6 +10,7 @@ use std::task::{Context as TaskContext, Poll};
 use tokio::time::Instant;
 
 use super::fold::Fold;
+use super::guard::{Claimed, Guard};
 use crate::batch::Unit;
 use crate::error::RecordError;
 use crate::handler::Handler;
@@ -42,6 +43,11 @@ pub(crate) enum AttemptResult {
     },
     /// The payload could not be decoded again for a retry.
     Undecodable(Undecodable),
+    /// Its idempotency key was done before its claim: it did not run.
+    Duplicate,
+    /// No idempotency claim could be made (held elsewhere, or the store failed): it did not
+    /// run, and is reported.
+    Unguarded(String),
 }
 
 /// Why a payload could not be decoded: the whole error for the dead letter, and, when that
@@ -57,38 +63,58 @@ impl From<String> for Undecodable {
     }
 }
 
-/// Processes one unit: calls the function, retrying retryable failures.
+/// What every unit of a batch runs with.
+pub(crate) struct Run<'a, H: Handler> {
+    pub handler: &'a H,
+    pub state: &'a H::State,
+    /// A window processor's window state.
+    pub fold: &'a Fold<H::Window>,
+    /// The idempotency guard, when units are claimed before they run.
+    pub guard: Option<&'a Guard<'a>>,
+    pub invocation: &'a Invocation,
+    pub policy: RetryPolicy,
+}
+
+/// Processes one unit (`index` in the batch): claims it if it is guarded, then calls the
+/// function, retrying retryable failures.
 ///
 /// The first call runs in this future; what follows a failure runs in a boxed one, so that
 /// the future moved into a slot for every unit stays small: most calls succeed first time.
 pub(crate) async fn attempt<'a, H: Handler>(
-    handler: &'a H,
-    state: &'a H::State,
-    fold: &'a Fold<H::Window>,
-    invocation: &'a Invocation,
+    run: &'a Run<'a, H>,
+    index: u32,
     unit: &'a Unit<'a>,
     payload: H::Payload,
-    policy: &'a RetryPolicy,
 ) -> Attempted {
-    match call::<H>(handler, state, fold, invocation, unit, payload, 1).await {
-        Ok(()) => Attempted { attempts: 1, result: AttemptResult::Succeeded },
-        Err(error) => {
-            Box::pin(after_failure(handler, state, fold, invocation, unit, policy, error)).await
+    if let Some(guard) = run.guard {
+        match Box::pin(guard.claim(index, &unit.meta, &run.policy)).await {
+            Claimed::Run => {}
+            Claimed::Duplicate => {
+                return Attempted { attempts: 0, result: AttemptResult::Duplicate }
+            }
+            Claimed::Refused(why) => {
+                return Attempted { attempts: 0, result: AttemptResult::Unguarded(why) }
+            }
         }
     }
+    let attempted = match call(run, unit, payload, 1).await {
+        Ok(()) => Attempted { attempts: 1, result: AttemptResult::Succeeded },
+        Err(error) => Box::pin(after_failure(run, unit, error)).await,
+    };
+    if let (Some(guard), AttemptResult::Succeeded) = (run.guard, &attempted.result) {
+        guard.succeeded(index);
+    }
+    attempted
 }
 
 /// After the first call failed: rejected, or retried with backoff until a call succeeds,
 /// the retries run out, or the next retry would pass the deadline.
 async fn after_failure<'a, H: Handler>(
-    handler: &'a H,
-    state: &'a H::State,
-    fold: &'a Fold<H::Window>,
-    invocation: &'a Invocation,
+    run: &'a Run<'a, H>,
     unit: &'a Unit<'a>,
-    policy: &'a RetryPolicy,
     mut error: RecordError,
 ) -> Attempted {
+    let policy = &run.policy;
     let mut attempts = 1;
     loop {
         if error.is_permanent() {
@@ -113,14 +139,14 @@ async fn after_failure<'a, H: Handler>(
             delay.as_millis()
         );
         tokio::time::sleep(delay).await;
-        let payload = match decode(handler, unit, &mut Vec::new()) {
+        let payload = match decode(run.handler, unit, &mut Vec::new()) {
             Ok(payload) => payload,
             Err(undecodable) => {
                 return Attempted { attempts, result: AttemptResult::Undecodable(undecodable) }
             }
         };
         attempts += 1;
-        match call::<H>(handler, state, fold, invocation, unit, payload, attempts).await {
+        match call(run, unit, payload, attempts).await {
             Ok(()) => return Attempted { attempts, result: AttemptResult::Succeeded },
             Err(failure) => error = failure,
         }
@@ -130,14 +156,12 @@ async fn after_failure<'a, H: Handler>(
 /// One call of the function, in its span, with panics caught. A window function folds
 /// into a copy of the window state, kept only if the call succeeds.
 async fn call<'a, H: Handler>(
-    handler: &'a H,
-    state: &'a H::State,
-    fold: &'a Fold<H::Window>,
-    invocation: &'a Invocation,
+    run: &'a Run<'a, H>,
     unit: &'a Unit<'a>,
     payload: H::Payload,
     attempts: u32,
 ) -> Result<(), RecordError> {
+    let Run { handler, state, fold, invocation, .. } = *run;
     let span = record_span(unit, invocation, attempts);
     let mut working = if H::WINDOWED { fold.copy() } else { H::Window::default() };
     let result = {

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use super::attempt::isolate_panics;
+use super::guard::Guard;
 use super::{Context, Settled};
 use crate::error::{Error, RecordError};
 use crate::handler::Handler;
@@ -24,6 +25,7 @@ pub(super) async fn close<H: Handler>(
     state: &H::State,
     opened: Opened,
     folded: H::Window,
+    guard: Option<&Guard<'_>>,
     settled: &mut Settled<'_>,
     cx: &Context<'_>,
 ) -> Result<(), Error> {
@@ -37,13 +39,27 @@ pub(super) async fn close<H: Handler>(
             window_start = %humantime::format_rfc3339(opened.window.start()),
             terminated_early = opened.window.terminated_early(),
         );
-        let ended = end_window(handler, state, folded, &opened.window, cx).instrument(span);
-        if let Err(why) = ended.await {
+        let ended = async {
+            let end = end_window(handler, state, folded, &opened.window, cx);
+            match guard {
+                Some(guard) => guard.once(&window_key(&opened.window), end).await.map(drop),
+                None => end.await,
+            }
+        };
+        if let Err(why) = ended.instrument(span).await {
             return redeliver(settled, opened.given, why);
         }
     }
     settled.state = Some(answer);
     Ok(())
+}
+
+/// The idempotency key of a window's end: its stream, shard and start.
+fn window_key(window: &Window) -> String {
+    let start = window.start().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let arn = window.event_source_arn().unwrap_or_default();
+    let shard = window.shard_id().unwrap_or_default();
+    format!("window#{arn}#{shard}#{}", start.as_secs())
 }
 
 /// Runs the window-end function, retrying retryable failures as a record's are retried,

@@ -6,9 +6,10 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::{sleep_until, Instant};
 
-use super::attempt::{self, attempt, Attempted, RetryPolicy};
+use super::attempt::{self, attempt, Attempted, RetryPolicy, Run};
 use super::deadline;
 use super::fold::Fold;
+use super::guard::Guard;
 use super::ledger::Ledger;
 use super::slots::Slots;
 use super::Context;
@@ -21,6 +22,7 @@ pub(super) async fn drive<'u, H: Handler>(
     handler: &'u H,
     state: &'u H::State,
     fold: &Fold<H::Window>,
+    guard: Option<&Guard<'_>>,
     units: &'u [Unit<'u>],
     ledger: &mut Ledger<'u, '_>,
     cx: &Context<'_>,
@@ -33,6 +35,9 @@ pub(super) async fn drive<'u, H: Handler>(
     let sends_end = deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
     let policy =
         RetryPolicy { retries: cx.settings.retries, backoff: cx.settings.backoff, stop_at };
+    // A window processor's records make no claims.
+    let guard = guard.filter(|_| !H::WINDOWED);
+    let run = Run { handler, state, fold, guard, invocation: cx.invocation, policy };
     let concurrency = cx.settings.concurrency.max(1);
     let batch_size = cx.sink.map_or(1, |sink| sink.batch_size());
 
@@ -61,24 +66,17 @@ pub(super) async fn drive<'u, H: Handler>(
             if H::WINDOWED {
                 fold.reach(&units[unit as usize]);
             }
+            if guard.is_some_and(|guard| guard.is_done(unit)) {
+                ledger.duplicate(unit);
+                continue;
+            }
             if ledger.settle_before_start(unit, cx.started) {
                 continue;
             }
             match attempt::decode(handler, &units[unit as usize], &mut scratch) {
                 Ok(payload) => {
                     ledger.running(unit);
-                    slots.place(
-                        unit,
-                        attempt(
-                            handler,
-                            state,
-                            fold,
-                            cx.invocation,
-                            &units[unit as usize],
-                            payload,
-                            &policy,
-                        ),
-                    );
+                    slots.place(unit, attempt(&run, unit, &units[unit as usize], payload));
                 }
                 Err(undecodable) => ledger.undecodable(unit, undecodable),
             }

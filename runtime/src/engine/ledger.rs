@@ -32,6 +32,8 @@ pub(crate) enum Status {
     TimedOut,
     /// Its dead letter was not sent: a failure before it means Lambda delivers it again.
     Withheld,
+    /// Done in an earlier invocation (its idempotency key): skipped.
+    Duplicate,
 }
 
 /// A dead letter waiting to be sent.
@@ -152,6 +154,12 @@ impl<'u, 'c> Ledger<'u, 'c> {
         }
     }
 
+    /// A unit whose idempotency key is done: it is skipped, and done.
+    pub fn duplicate(&mut self, unit: u32) {
+        self.status[unit as usize] = Status::Duplicate;
+        self.scheduler.release(unit);
+    }
+
     pub fn running(&mut self, unit: u32) {
         self.status[unit as usize] = Status::Running;
     }
@@ -170,6 +178,8 @@ impl<'u, 'c> Ledger<'u, 'c> {
                 self.letter(unit, DeadLetterReason::Rejected, error.chain(), false)
             }
             AttemptResult::Undecodable(undecodable) => self.undecodable(unit, undecodable),
+            AttemptResult::Duplicate => self.duplicate(unit),
+            AttemptResult::Unguarded(why) => self.fail(unit, why),
             AttemptResult::Exhausted { error, stop_near: true } => self.fail(
                 unit,
                 format!("{} (no time left before the deadline to retry)", error.chain()),
@@ -403,6 +413,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
     fn outcomes(&self) -> impl Iterator<Item = Outcome> + '_ {
         self.status.iter().map(|status| match *status {
             Status::Succeeded => Outcome::Succeeded,
+            Status::Duplicate => Outcome::Duplicate,
             Status::DeadLettered(reason) => Outcome::DeadLettered(reason),
             Status::TimedOut | Status::Running => Outcome::TimedOut,
             Status::Failed | Status::Lettering(_) => Outcome::Failed,

@@ -12,6 +12,7 @@ mod close;
 mod deadline;
 mod driver;
 mod fold;
+mod guard;
 mod ledger;
 mod outcome;
 mod schedule;
@@ -30,6 +31,8 @@ use crate::invocation::Invocation;
 use crate::settings::Settings;
 use crate::window::WindowEvent;
 use fold::Fold;
+use guard::Guard;
+pub(crate) use guard::Guarding;
 use ledger::Ledger;
 pub use outcome::Outcome;
 pub(crate) use outcome::{Conclude, Settled};
@@ -52,6 +55,7 @@ pub(crate) struct Context<'c> {
 pub(crate) async fn process_batch<H: Handler, R: Conclude>(
     handler: &H,
     state: &H::State,
+    guarding: Option<&Guarding<H::Payload>>,
     payload: &[u8],
     cx: &Context<'_>,
 ) -> Result<R, Error> {
@@ -64,12 +68,21 @@ pub(crate) async fn process_batch<H: Handler, R: Conclude>(
         Some(event) => (Fold::new(event.state), Some(event.opened)),
         None => (Fold::new(H::Window::default()), None),
     };
+    let guard = match guarding {
+        Some(guarding) => {
+            Some(Guard::open(guarding, handler, handler.name(), &batch.units, cx).await)
+        }
+        None => None,
+    };
     let mut ledger = Ledger::new(&batch.units, cx);
-    driver::drive(handler, state, &fold, &batch.units, &mut ledger, cx).await;
+    driver::drive(handler, state, &fold, guard.as_ref(), &batch.units, &mut ledger, cx).await;
     let mut settled = ledger.settle(batch.records, batch.oldest_arrival, clock.elapsed())?;
+    if let Some(guard) = &guard {
+        guard.close(&settled.outcomes).await;
+    }
     if let Some(window) = window {
         let folded = fold.answer(checkpoint_record(&settled));
-        close::close(handler, state, window, folded, &mut settled, cx).await?;
+        close::close(handler, state, window, folded, guard.as_ref(), &mut settled, cx).await?;
     }
     Ok(R::conclude(settled))
 }

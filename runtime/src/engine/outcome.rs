@@ -13,6 +13,9 @@ use crate::dead_letter::DeadLetterReason;
 pub enum Outcome {
     /// The processing function returned `Ok`.
     Succeeded,
+    /// Its idempotency key was done in an earlier invocation: the function was not called
+    /// (see [`idempotency`](crate::idempotency)). Done, and never reported.
+    Duplicate,
     /// The dead-letter sink confirmed the record's dead letter.
     DeadLettered(DeadLetterReason),
     /// It failed and is reported to Lambda (retries ran out, or it was rejected or
@@ -27,7 +30,7 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Whether the record is done: succeeded or dead-lettered.
+    /// Whether the record is done: succeeded, a duplicate, or dead-lettered.
     ///
     /// ```
     /// use kinesis_processor::Outcome;
@@ -35,7 +38,7 @@ impl Outcome {
     /// assert!(!Outcome::TimedOut.is_finished());
     /// ```
     pub fn is_finished(self) -> bool {
-        matches!(self, Outcome::Succeeded | Outcome::DeadLettered(_))
+        matches!(self, Outcome::Succeeded | Outcome::Duplicate | Outcome::DeadLettered(_))
     }
 }
 
@@ -43,6 +46,7 @@ impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Outcome::Succeeded => f.write_str("succeeded"),
+            Outcome::Duplicate => f.write_str("duplicate (done before; skipped)"),
             Outcome::DeadLettered(reason) => write!(f, "dead-lettered ({reason})"),
             Outcome::Failed => f.write_str("failed"),
             Outcome::TimedOut => f.write_str("timed out"),

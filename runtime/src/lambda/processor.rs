@@ -7,10 +7,12 @@ use tokio::time::Instant;
 use tracing::Instrument as _;
 
 use crate::dead_letter::{DeadLetterSink, ErasedSink};
-use crate::engine::{self, Conclude, Context};
+use crate::engine::{self, Conclude, Context, Guarding};
 use crate::error::Error;
 use crate::handler::{Handler, RecordHandler, WindowEndFn, WindowEnded, WindowStart};
+use crate::idempotency::IdempotencyStore;
 use crate::invocation::Invocation;
+use crate::meta::RecordMeta;
 use crate::metrics::MetricsSettings;
 use crate::report::{BatchOutcome, BatchReport};
 use crate::settings::{OnRetriesExhausted, Settings};
@@ -52,6 +54,7 @@ pub struct Processor<H: Handler, S = <H as Handler>::State> {
     settings: Settings,
     pub(crate) metrics: MetricsSettings,
     sink: Option<Box<dyn ErasedSink>>,
+    guarding: Option<Guarding<H::Payload>>,
 }
 
 /// The state of a [`Processor`] whose function takes a shared state that
@@ -95,6 +98,7 @@ impl<H: Handler, S> Processor<H, S> {
             settings: Settings::default(),
             metrics: MetricsSettings::default(),
             sink: None,
+            guarding: None,
         }
     }
 }
@@ -206,6 +210,79 @@ impl<H: Handler, S> Processor<H, S> {
     /// payloads may hold personal data; the dead-letter envelope always carries the data.
     pub fn log_payloads(mut self, log_payloads: bool) -> Self {
         self.settings.log_payloads = log_payloads;
+        self
+    }
+
+    /// Makes each record's work happen once, as far as `store` can make it: a record is
+    /// claimed in the store before the function runs and marked done after it finishes, and
+    /// a record already done is skipped as [`Outcome::Duplicate`](crate::Outcome::Duplicate)
+    /// (see [`idempotency`](crate::idempotency) for what it guarantees and what not).
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "dynamodb")] {
+    /// use kinesis_processor::idempotency::DynamoDbIdempotency;
+    /// # use kinesis_processor::{kinesis_processor, RecordError};
+    /// # #[kinesis_processor(format = text)]
+    /// # async fn charge(_order: String) -> Result<(), RecordError> { Ok(()) }
+    /// # async fn serve() -> Result<(), kinesis_processor::Error> {
+    /// let store = DynamoDbIdempotency::from_env("IDEMPOTENCY_TABLE").await?;
+    /// charge().idempotency(store).run().await
+    /// # }
+    /// # }
+    /// ```
+    pub fn idempotency(mut self, store: impl IdempotencyStore) -> Self {
+        let guarding = self.guarding.take().unwrap_or_else(Guarding::default_for);
+        self.guarding = Some(Guarding { store: Box::new(store), ..guarding });
+        self
+    }
+
+    /// Keys each record by its payload for [`idempotency`](Self::idempotency), instead of
+    /// by its place in the stream (`idempotency_key = path::to::fn` on the attribute): for
+    /// producers that retry one event under two sequence numbers. A record whose payload
+    /// cannot be decoded gets no key; it is dead-lettered without running.
+    ///
+    /// ```
+    /// # #[cfg(feature = "testing")] {
+    /// use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
+    /// use kinesis_processor::testing::MemoryIdempotency;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Order { order_id: String }
+    ///
+    /// #[kinesis_processor]
+    /// async fn charge(_order: Order) -> Result<(), RecordError> {
+    ///     Ok(())
+    /// }
+    ///
+    /// fn order_id(order: &Order, _: &RecordMeta) -> String {
+    ///     order.order_id.clone()
+    /// }
+    ///
+    /// let processor = charge().idempotency(MemoryIdempotency::new()).idempotency_key(order_id);
+    /// # let _ = processor;
+    /// # }
+    /// ```
+    pub fn idempotency_key<K: Into<String>>(
+        mut self,
+        key: impl Fn(&H::Payload, &RecordMeta<'_>) -> K + Send + Sync + 'static,
+    ) -> Self {
+        let guarding = self.guarding.get_or_insert_with(Guarding::default_for);
+        guarding.key = Some(Box::new(move |payload, meta| key(payload, meta).into()));
+        self
+    }
+
+    /// How long a record marked done stays done for [`idempotency`](Self::idempotency):
+    /// the `expiration` a store's TTL reads (default 1 hour). Duplicates that come later
+    /// run again.
+    pub fn idempotency_keep_for(mut self, keep_for: Duration) -> Self {
+        self.guarding.get_or_insert_with(Guarding::default_for).keep_for = keep_for;
+        self
+    }
+
+    /// Runs records unguarded when the idempotency store fails (`true`), logged at `WARN`
+    /// once per invocation, instead of reporting them (`false`, the default: fail closed).
+    pub fn idempotency_fail_open(mut self, fail_open: bool) -> Self {
+        self.guarding.get_or_insert_with(Guarding::default_for).fail_open = fail_open;
         self
     }
 
@@ -335,7 +412,8 @@ impl<H: Handler, S> Processor<H, S> {
             last_sequence_number = tracing::field::Empty,
         );
         let state = self.state.given_state();
-        engine::process_batch(&self.handler, state, payload, &cx).instrument(span).await
+        let guarding = self.guarding.as_ref();
+        engine::process_batch(&self.handler, state, guarding, payload, &cx).instrument(span).await
     }
 
     /// The same processor with its state in the state's own type.
@@ -348,15 +426,15 @@ impl<H: Handler, S> Processor<H, S> {
 
     /// The same processor with `f` applied to its state.
     fn map_state<T>(self, f: impl FnOnce(S) -> T) -> Processor<H, T> {
-        let Processor { handler, state, settings, metrics, sink } = self;
-        Processor { handler, state: f(state), settings, metrics, sink }
+        let Processor { handler, state, settings, metrics, sink, guarding } = self;
+        Processor { handler, state: f(state), settings, metrics, sink, guarding }
     }
 }
 
 /// The window processors of `#[kinesis_processor(window)]` functions, before their window end.
 impl<F, T, W, S, Format, St> Processor<WindowStart<F, T, W, S, Format>, St>
 where
-    WindowStart<F, T, W, S, Format>: Handler,
+    WindowStart<F, T, W, S, Format>: Handler<Payload = T>,
 {
     /// Gives a window processor (`#[kinesis_processor(window)]`) the function that runs at
     /// the end of each window, on its final invocation, with the finished window state:
@@ -406,10 +484,10 @@ where
     pub fn on_window_end<E>(self, end: E) -> Processor<WindowEnded<F, T, W, S, Format, E>, St>
     where
         E: for<'a> WindowEndFn<'a, W, S> + Send + Sync + 'static,
-        WindowEnded<F, T, W, S, Format, E>: Handler,
+        WindowEnded<F, T, W, S, Format, E>: Handler<Payload = T>,
     {
-        let Processor { handler, state, settings, metrics, sink } = self;
-        Processor { handler: handler.with_end(end), state, settings, metrics, sink }
+        let Processor { handler, state, settings, metrics, sink, guarding } = self;
+        Processor { handler: handler.with_end(end), state, settings, metrics, sink, guarding }
     }
 }
 

@@ -16,6 +16,8 @@ pub struct BatchSummary {
     pub units: usize,
     /// Records that succeeded.
     pub succeeded: usize,
+    /// Records skipped as duplicates: their idempotency key was done before.
+    pub duplicates: usize,
     /// Attempts beyond each record's first.
     pub retried_attempts: u64,
     /// Records reported to Lambda as failed.
@@ -96,6 +98,7 @@ impl BatchSummary {
     fn count(&mut self, outcome: Outcome, reason: Option<DeadLetterReason>) {
         match outcome {
             Outcome::Succeeded => self.succeeded += 1,
+            Outcome::Duplicate => self.duplicates += 1,
             Outcome::DeadLettered(reason) => self.dead_lettered[reason_index(reason)] += 1,
             Outcome::Failed => self.failed += 1,
             Outcome::TimedOut => self.timed_out += 1,

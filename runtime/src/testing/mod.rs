@@ -30,6 +30,7 @@
 mod batch;
 mod esm;
 mod event;
+mod idempotency;
 mod memory;
 
 pub use crate::aggregation::producer::{
@@ -40,4 +41,5 @@ pub use esm::{
     EventSourceMapping, FnFunction, Function, InvocationResult, MappingReport, OnFailureRecord,
     Put, SimulatedStream, StreamRecord, UnknownItemIdentifier, MAX_PAYLOAD,
 };
+pub use idempotency::{MemoryIdempotency, StoreCalls};
 pub use memory::MemoryDeadLetter;
