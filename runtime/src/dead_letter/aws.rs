@@ -1,8 +1,9 @@
-//! What the AWS sinks share: reading their target from the environment, loading the SDK
-//! configuration, and turning SDK errors into sink errors.
+//! What the AWS sinks (and the DynamoDB idempotency store) share: reading their target from
+//! the environment, loading the SDK configuration, and turning SDK errors into sink errors.
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
+#[cfg(any(feature = "sqs", feature = "sns", feature = "s3"))]
 use super::SinkError;
 use crate::error::Error;
 
@@ -21,16 +22,19 @@ pub(crate) async fn sdk_config() -> SdkConfig {
 }
 
 /// An SDK error with its whole chain of causes, for every entry of the failed call.
+#[cfg(any(feature = "sqs", feature = "sns", feature = "s3"))]
 pub(crate) fn call_failed(error: impl std::error::Error + Send + Sync + 'static) -> SinkError {
     SinkError::new(format!("{}", aws_smithy_types::error::display::DisplayErrorContext(error)))
 }
 
 /// A failed call answers for each of its entries.
+#[cfg(any(feature = "sqs", feature = "sns", feature = "s3"))]
 pub(crate) fn all_failed(entries: usize, error: SinkError) -> Vec<Result<(), SinkError>> {
     vec![Err(error); entries]
 }
 
 /// The stream name and shard of a letter, for object keys and message groups.
+#[cfg(any(feature = "sqs", feature = "sns", feature = "s3"))]
 pub(crate) fn stream_and_shard(letter: &super::DeadLetter) -> (&str, &str) {
     let stream =
         letter.event_source_arn.as_deref().map_or("unknown-stream", crate::meta::stream_name);

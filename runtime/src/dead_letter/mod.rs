@@ -14,8 +14,8 @@
 //! record can come before that of a rejected one earlier in the stream. Each letter names
 //! its shard, sequence and sub-sequence number, by which they can be put back in order.
 
-#[cfg(any(feature = "sqs", feature = "sns", feature = "s3"))]
-mod aws;
+#[cfg(any(feature = "sqs", feature = "sns", feature = "s3", feature = "dynamodb"))]
+pub(crate) mod aws;
 #[cfg(any(feature = "sqs", feature = "sns"))]
 mod batching;
 mod envelope;
