@@ -185,6 +185,21 @@ async fn a_dead_lettered_record_is_done_once_the_sink_confirms_it() {
 }
 
 #[tokio::test]
+async fn an_undecodable_record_is_done_once_dead_lettered() {
+    let store = MemoryIdempotency::new();
+    let sink = MemoryDeadLetter::new();
+    let processor =
+        charge().state(Runs::default()).idempotency(store.clone()).dead_letter(sink.clone());
+    let batch = TestBatch::new().bytes(&[0xff, 0xfe]).text("a").build();
+    let first = processor.process(&batch).await.unwrap();
+    assert!(matches!(outcomes(&first)[0], Outcome::DeadLettered(_)));
+    assert_eq!(store.calls().claims, 1, "only the record that runs is claimed");
+    let again = processor.process(&batch).await.unwrap();
+    assert_eq!(outcomes(&again), [Outcome::Duplicate, Outcome::Duplicate]);
+    assert_eq!(sink.records().len(), 1, "dead-lettered once");
+}
+
+#[tokio::test]
 async fn an_unreachable_store_fails_closed() {
     let store = MemoryIdempotency::new();
     store.fail(true);

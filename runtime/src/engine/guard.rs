@@ -230,14 +230,17 @@ impl<'g> Guard<'g> {
         Claimed::Run
     }
 
-    /// Completes the claims of units that finished and releases the others.
+    /// Completes the claims of units that finished and releases the others. A keyed unit
+    /// dead-lettered before it could run (undecodable, expired) is marked done too, so that
+    /// a redelivery does not dead-letter it again.
     pub async fn close(&self, outcomes: &[Outcome]) {
         let (mut done, mut unfinished) = (Vec::new(), Vec::new());
         for (unit, outcome) in outcomes.iter().enumerate() {
-            if !self.claimed[unit].load(Ordering::Relaxed) {
+            let claimed = self.claimed[unit].load(Ordering::Relaxed);
+            let lettered = matches!(outcome, Outcome::DeadLettered(_));
+            let Some(key) = self.keys[unit].clone().filter(|_| claimed || lettered) else {
                 continue;
-            }
-            let key = self.keys[unit].clone().expect("a claimed unit has a key");
+            };
             if outcome.is_finished() {
                 done.push(key)
             } else {
