@@ -1,8 +1,11 @@
 //! The clickstream example, built and served by `cargo lambda watch` (the real Runtime API
 //! emulator, through `lambda_runtime`), invoked with `cargo lambda invoke`.
 
+mod moto;
 mod support;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use moto::Moto;
 use serde_json::{json, Value};
 use support::{cargo_lambda_available, unavailable, workspace, LambdaWatch};
 
@@ -72,15 +75,110 @@ fn clickstream_dead_letters_poison_records_and_acknowledges_the_batch() {
 
 /// The first EMF object the function printed, waiting a little for its output to arrive.
 fn emf_line(watch: &LambdaWatch) -> Value {
+    emf_lines(watch, 1).remove(0)
+}
+
+/// The first `count` EMF objects the function printed (one per invocation), waiting a
+/// little for its output to arrive.
+fn emf_lines(watch: &LambdaWatch, count: usize) -> Vec<Value> {
     for _ in 0..50 {
         let log = watch.log();
-        let line = log.lines().find(|line| line.starts_with('{') && line.contains("\"_aws\""));
-        if let Some(line) = line {
-            return serde_json::from_str(line).expect("the EMF line is JSON");
+        let lines: Vec<&str> =
+            log.lines().filter(|line| line.starts_with('{') && line.contains("\"_aws\"")).collect();
+        if lines.len() >= count {
+            return lines[..count]
+                .iter()
+                .map(|line| serde_json::from_str(line).expect("the EMF line is JSON"))
+                .collect();
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    panic!("no EMF line in the function's output:\n{}", watch.log());
+    panic!("fewer than {count} EMF lines in the function's output:\n{}", watch.log());
+}
+
+#[test]
+#[cfg_attr(
+    not(services),
+    ignore = "needs cargo-lambda and a moto server: ./scripts/test-all provides them"
+)]
+fn clickstream_with_an_idempotency_table_skips_a_redelivered_batch() {
+    let test = "clickstream_with_an_idempotency_table_skips_a_redelivered_batch";
+    if !cargo_lambda_available() {
+        unavailable(test, "cargo-lambda is not on PATH");
+    }
+    let moto = Moto::from_env().unwrap_or_else(|| {
+        unavailable(test, "no moto server (KINESIS_PROCESSOR_MOTO_ENDPOINT is unset)")
+    });
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let table = runtime.block_on(moto.create_idempotency_table("clickstream-idempotency"));
+    // As the template configures the function, with moto as DynamoDB.
+    let watch = LambdaWatch::start(
+        "clickstream",
+        &[
+            ("DEAD_LETTERS", "log"),
+            ("IDEMPOTENCY_TABLE", table.as_str()),
+            ("AWS_ENDPOINT_URL", moto.endpoint.as_str()),
+            ("AWS_REGION", "us-east-1"),
+            ("AWS_ACCESS_KEY_ID", "testing"),
+            ("AWS_SECRET_ACCESS_KEY", "testing"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+    );
+
+    // The sample batch, then the same batch again: a retry after a timeout, say.
+    let first: Value = serde_json::from_str(&watch.invoke(&batch_file())).unwrap();
+    assert_eq!(first, json!({"batchItemFailures": []}), "{}", watch.log());
+    let again: Value = serde_json::from_str(&watch.invoke(&batch_file())).unwrap();
+    assert_eq!(again, json!({"batchItemFailures": []}), "{}", watch.log());
+
+    let emf = emf_lines(&watch, 2);
+    let log = watch.log();
+    let metric = |invocation: usize, metric: &str| emf[invocation][metric].as_f64().unwrap();
+    // The second time, the four enriched clicks and the two dead-lettered ones (done once
+    // their letters were confirmed, the one that is not JSON too) are duplicates.
+    for (name, first, second) in [
+        ("RecordsReceived", 6.0, 6.0),
+        ("RecordsSucceeded", 4.0, 0.0),
+        ("Duplicates", 0.0, 6.0),
+        ("DeadLettered", 2.0, 0.0),
+        ("DeadLettered.rejected", 1.0, 0.0),
+        ("DeadLettered.decode_error", 1.0, 0.0),
+        ("ReportedFailures", 0.0, 0.0),
+    ] {
+        assert_eq!((metric(0, name), metric(1, name)), (first, second), "{name}:\n{log}");
+    }
+    // Nothing emitted twice: four enriched clicks in all, and one letter of each reason.
+    let enriched = log.lines().filter(|line| line.contains(": enriched click=")).count();
+    assert_eq!(enriched, 4, "{log}");
+    let letters = |reason: &str| {
+        let reason = format!("reason=\"{reason}\"");
+        log.lines().filter(|line| line.contains("dead letter") && line.contains(&reason)).count()
+    };
+    assert_eq!((letters("rejected"), letters("decode_error")), (1, 1), "{log}");
+
+    // The six records are done in the table, under the processor's name.
+    let items = runtime.block_on(async {
+        let dynamodb = moto.dynamodb().await;
+        dynamodb.scan().table_name(&table).send().await.expect("scan").items.unwrap_or_default()
+    });
+    let text = |item: &std::collections::HashMap<String, AttributeValue>, name: &str| {
+        item[name].as_s().cloned().unwrap_or_default()
+    };
+    let mut ids: Vec<String> = items.iter().map(|item| text(item, "id")).collect();
+    ids.sort();
+    assert_eq!(ids.len(), 6, "{ids:?}");
+    for item in &items {
+        assert_eq!(text(item, "status"), "COMPLETED", "{item:?}");
+        assert!(item["expiration"].as_n().is_ok(), "{item:?}");
+    }
+    for index in 0..6 {
+        let sequence_number = sequence_number(index);
+        assert!(
+            ids.iter().any(|id| id.starts_with("enrich#") && id.contains(&sequence_number)),
+            "{sequence_number} in {ids:?}"
+        );
+    }
+    println!("second invocation: Duplicates {}; table items {ids:?}", metric(1, "Duplicates"));
 }
 
 #[test]
@@ -202,6 +300,7 @@ fn the_readme_shows_what_the_first_command_prints() {
         .env_remove("AWS_LAMBDA_RUNTIME_API")
         .env_remove("DEAD_LETTER_QUEUE_URL")
         .env_remove("DEAD_LETTERS")
+        .env_remove("IDEMPOTENCY_TABLE")
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));

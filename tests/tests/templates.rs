@@ -284,7 +284,10 @@ fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resou
         let buckets = ids_of_type(&template, "AWS::S3::Bucket");
         let tables = ids_of_type(&template, "AWS::DynamoDB::Table");
         let fan_out = !resources_of_type(&template, "AWS::Kinesis::StreamConsumer").is_empty();
+        let store_actions = idempotency_store_actions();
         for function in resources_of_type(&template, "AWS::Serverless::Function") {
+            let idempotency_table_arn =
+                idempotency_table(&template, function, &path).map(|table| format!("{table}.Arn"));
             let function_name = function["Properties"]["FunctionName"]
                 .as_str()
                 .expect("a FunctionName, which the log group's name repeats");
@@ -329,6 +332,11 @@ fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resou
                             "dynamodb:UpdateItem" => resource
                                 .strip_suffix(".Arn")
                                 .is_some_and(|table| tables.contains(table)),
+                            // What the idempotency store calls, on the table the function
+                            // gives it, and only to a function that uses the store.
+                            a if store_actions.contains(a) => {
+                                idempotency_table_arn.as_deref() == Some(*resource)
+                            }
                             other => panic!("{path:?}: {other} is more than the function needs"),
                         };
                         assert!(allowed, "{path:?}: {action} on {resource}");
@@ -339,6 +347,14 @@ fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resou
             for action in KINESIS_READ_ACTIONS.iter().chain(LOG_ACTIONS) {
                 assert!(granted.contains_key(action), "{path:?}: {action} is granted");
             }
+            if let Some(table) = &idempotency_table_arn {
+                for action in &store_actions {
+                    assert!(
+                        granted.get(action.as_str()).is_some_and(|on| on.contains(table.as_str())),
+                        "{path:?}: {action} on {table}, which the idempotency store calls"
+                    );
+                }
+            }
             for event in kinesis_events(function) {
                 let destination = on_failure_destination(event);
                 assert!(
@@ -348,6 +364,120 @@ fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resou
             }
         }
     }
+}
+
+/// The source of `DynamoDbIdempotency`, the one place that knows what the store calls.
+fn idempotency_store_source() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime/src/idempotency/dynamodb.rs");
+    std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{path:?}: {error}"))
+}
+
+/// The IAM actions of the DynamoDB operations `DynamoDbIdempotency` calls, read from its
+/// source: every `.client.<operation>()` (`batch_get_item` is `dynamodb:BatchGetItem`). A
+/// call added to the store shows here, and the templates must grant it.
+fn idempotency_store_actions() -> BTreeSet<String> {
+    let source = idempotency_store_source();
+    let mut actions = BTreeSet::new();
+    for after in source.split(".client").skip(1) {
+        let Some(call) = after.trim_start().strip_prefix('.') else { continue };
+        let operation: String =
+            call.chars().take_while(|c| c.is_ascii_lowercase() || *c == '_').collect();
+        if !call[operation.len()..].starts_with('(') || ["clone", "config"].contains(&&*operation) {
+            continue;
+        }
+        let pascal: String =
+            operation.split('_').map(|word| word[..1].to_uppercase() + &word[1..]).collect();
+        actions.insert(format!("dynamodb:{pascal}"));
+    }
+    assert!(
+        actions.contains("dynamodb:PutItem") && actions.contains("dynamodb:BatchGetItem"),
+        "the store's calls were not found in its source (has it stopped calling \
+         `self.client.<operation>()`?): {actions:?}"
+    );
+    actions
+}
+
+/// The IAM actions the store's rustdoc lists (its `IAM:` paragraph).
+fn idempotency_store_documented_actions() -> BTreeSet<String> {
+    let source = idempotency_store_source();
+    let paragraph: String = source
+        .lines()
+        .map(|line| line.trim_start().trim_start_matches("///").trim())
+        .skip_while(|line| !line.starts_with("IAM:"))
+        .take_while(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    paragraph.split('`').filter(|word| word.starts_with("dynamodb:")).map(str::to_owned).collect()
+}
+
+/// The table the store's rustdoc declares (its `yaml` block): what a template's
+/// idempotency table must say.
+fn idempotency_store_documented_table() -> Yaml {
+    let source = idempotency_store_source();
+    let block: String = source
+        .lines()
+        .map(|line| line.trim_start().strip_prefix("/// ").unwrap_or(line.trim_start()))
+        .skip_while(|line| *line != "```yaml")
+        .skip(1)
+        .take_while(|line| *line != "```")
+        .collect::<Vec<_>>()
+        .join("\n");
+    let documented = YamlLoader::load_from_str(&block).expect("the store's yaml block").remove(0);
+    let table = documented.as_hash().and_then(|tables| tables.values().next()).cloned();
+    table.expect("the store's documented table")
+}
+
+/// The logical id of the table a function keeps idempotency keys in: its example builds
+/// the store with `DynamoDbIdempotency::from_env("VAR")`, and the function's environment
+/// sets `VAR` to `!Ref Table`. The table must be keyed and expire as the store documents.
+fn idempotency_table<'a>(template: &'a Yaml, function: &'a Yaml, path: &Path) -> Option<&'a str> {
+    let source = example_source(path);
+    let var = source.split("DynamoDbIdempotency::from_env(\"").nth(1)?.split('"').next()?;
+    let table = function["Properties"]["Environment"]["Variables"][var]
+        .as_str()
+        .unwrap_or_else(|| panic!("{path:?}: the function sets {var} for the idempotency store"));
+    let resource = &template["Resources"][table];
+    assert_eq!(
+        resource["Type"].as_str(),
+        Some("AWS::DynamoDB::Table"),
+        "{path:?}: {var} names a table of the template (!Ref Table)"
+    );
+    let documented = idempotency_store_documented_table();
+    for (key, value) in documented["Properties"].as_hash().unwrap() {
+        let key = key.as_str().unwrap();
+        assert_eq!(
+            &resource["Properties"][key], value,
+            "{path:?}: {table}'s {key} is as DynamoDbIdempotency documents it"
+        );
+    }
+    Some(table)
+}
+
+/// clickstream's role grants the idempotency store exactly the DynamoDB actions it calls,
+/// on its table only: one more grant, or a call the store adds, fails here.
+#[test]
+fn clickstream_grants_exactly_what_the_idempotency_store_calls() {
+    let store_actions = idempotency_store_actions();
+    assert_eq!(
+        idempotency_store_documented_actions(),
+        store_actions,
+        "DynamoDbIdempotency's rustdoc (IAM:) lists what its source calls"
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clickstream/template.yaml");
+    let (_, template) = load(&path);
+    let function = &template["Resources"]["ClickstreamFunction"];
+    let table = idempotency_table(&template, function, &path).expect("clickstream uses the store");
+    let table_arn = format!("{table}.Arn");
+    let mut granted = BTreeSet::new();
+    for statement in role_statements(&template, function, &path) {
+        for action in
+            strings(&statement["Action"]).into_iter().filter(|a| a.starts_with("dynamodb:"))
+        {
+            assert_eq!(strings(&statement["Resource"]), [table_arn.as_str()], "{action}");
+            granted.insert(action.to_owned());
+        }
+    }
+    assert_eq!(granted, store_actions, "the DynamoDB actions granted to clickstream's role");
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! lookup table loaded once at cold start, and goes downstream as an enriched event.
 //!
 //! A click that is not JSON is dead-lettered as undecodable; a click whose IP is not in
-//! the table is rejected (dead-lettered) and the batch moves on.
+//! the table is rejected (dead-lettered) and the batch moves on. Deployed, each click is
+//! enriched and emitted once even when Lambda delivers it again (see `idempotency`).
 
 use kinesis_processor::dead_letter::{DynDeadLetterSink, LogDeadLetter, SqsDeadLetter};
+use kinesis_processor::idempotency::DynamoDbIdempotency;
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
 use serde::{Deserialize, Serialize};
 
@@ -87,7 +89,39 @@ async fn enrich(click: Click, meta: &RecordMeta, geo: &GeoTable) -> Result<(), R
 async fn main() -> Result<(), kinesis_processor::Error> {
     // Cold-start set-up: the lookup table is read once, not per record.
     let geo = GeoTable::parse(include_str!("../geo.csv"))?;
-    enrich().state(geo).dead_letter(dead_letters().await?).run().await
+    let mut processor = enrich().state(geo).dead_letter(dead_letters().await?);
+    if let Some(store) = idempotency().await? {
+        processor = processor.idempotency(store);
+    }
+    processor.run().await
+}
+
+/// The idempotency store: the DynamoDB table the template creates, when deployed; none
+/// locally (no `IDEMPOTENCY_TABLE`), where nothing is delivered twice.
+///
+/// What it buys: Lambda delivers records again after a timeout or a crash (the whole
+/// batch, or halves of it when it bisects), and after a reported failure it resumes the
+/// shard at the first unfinished record, so that clicks of other users that finished after
+/// it (16 run at once) come again. Each click is claimed in the table before it is enriched
+/// and marked done after it is emitted (or dead-lettered: rejected, or not JSON); one that
+/// comes again is skipped as a duplicate (the `Duplicates` metric), not enriched, emitted
+/// or dead-lettered twice.
+///
+/// What it does not: a click is keyed by its place in the stream (stream, sequence number), so a producer that
+/// puts one click twice gets it enriched twice (clicks carry no id to key by;
+/// `idempotency_key` would take one from the payload). An enrichment that fails after
+/// emitting (or is cut at the deadline) runs again, since its claim is released; a
+/// completion that cannot be written leaves its claim until the invocation's deadline,
+/// after which a redelivery runs again. A click stays done for an hour (the default
+/// `idempotency_keep_for`), as long as the template's `MaximumRecordAgeInSeconds` lets
+/// Lambda deliver it again, but not for a replay from the stream after that. And the table
+/// is checked fail closed: while DynamoDB cannot be reached, clicks are reported failures,
+/// retried by Lambda, and hold up their shard (the iterator-age alarm fires).
+async fn idempotency() -> Result<Option<DynamoDbIdempotency>, kinesis_processor::Error> {
+    if std::env::var_os("IDEMPOTENCY_TABLE").is_none() {
+        return Ok(None);
+    }
+    Ok(Some(DynamoDbIdempotency::from_env("IDEMPOTENCY_TABLE").await?))
 }
 
 /// Where poison clicks go: the SQS queue the template creates, when deployed; the log

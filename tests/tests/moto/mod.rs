@@ -115,6 +115,51 @@ impl Moto {
         table
     }
 
+    /// A table keyed as `DynamoDbIdempotency` documents it: `id` (S), with `expiration` as
+    /// its TTL attribute, as clickstream's template creates it.
+    pub async fn create_idempotency_table(&self, name: &str) -> String {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification,
+        };
+        let table = unique(name);
+        let dynamodb = self.dynamodb().await;
+        dynamodb
+            .create_table()
+            .table_name(&table)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("id")
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .unwrap(),
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()
+                    .unwrap(),
+            )
+            .send()
+            .await
+            .expect("table");
+        let ttl = TimeToLiveSpecification::builder()
+            .attribute_name("expiration")
+            .enabled(true)
+            .build()
+            .unwrap();
+        dynamodb
+            .update_time_to_live()
+            .table_name(&table)
+            .time_to_live_specification(ttl)
+            .send()
+            .await
+            .expect("time to live");
+        table
+    }
+
     pub async fn create_queue(&self, name: &str) -> String {
         let output =
             self.sqs().await.create_queue().queue_name(unique(name)).send().await.expect("queue");
