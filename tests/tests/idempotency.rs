@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use kinesis_processor::aggregation::UserRecord;
-use kinesis_processor::idempotency::IdempotencyStore;
+use kinesis_processor::idempotency::{Claim, IdempotencyStore, StoreError};
 use kinesis_processor::testing::{MemoryDeadLetter, MemoryIdempotency, StoreCalls, TestBatch};
 use kinesis_processor::{kinesis_processor, Outcome, RecordError, RecordMeta, Window};
 use serde_json::json;
@@ -213,6 +213,68 @@ async fn an_unreachable_store_fails_closed() {
     );
     assert_eq!(processor.shared_state().total(), 0, "the function never ran unguarded");
     assert_eq!(store.calls().claims, 2, "the claim was retried like a record");
+}
+
+/// A memory store whose reads, or whose completions, never answer.
+struct Hanging {
+    memory: MemoryIdempotency,
+    reads: bool,
+}
+
+impl IdempotencyStore for Hanging {
+    async fn find_done(&self, keys: &[String], now: SystemTime) -> Result<Vec<bool>, StoreError> {
+        if self.reads {
+            std::future::pending::<()>().await;
+        }
+        self.memory.find_done(keys, now).await
+    }
+
+    async fn claim(
+        &self,
+        key: &str,
+        now: SystemTime,
+        until: SystemTime,
+    ) -> Result<Claim, StoreError> {
+        self.memory.claim(key, now, until).await
+    }
+
+    async fn complete(&self, keys: &[String], keep_until: SystemTime) -> Result<(), StoreError> {
+        if !self.reads {
+            std::future::pending::<()>().await;
+        }
+        self.memory.complete(keys, keep_until).await
+    }
+
+    async fn release(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.memory.release(keys).await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_read_that_never_answers_stops_at_the_deadline_and_records_are_delivered_again() {
+    let memory = MemoryIdempotency::new();
+    let store = Hanging { memory: memory.clone(), reads: true };
+    let processor = charge().state(Runs::default()).idempotency(store);
+    let batch = lines(&["a", "b"]).build();
+    let report = processor.process_with_deadline(batch, Duration::from_secs(10)).await.unwrap();
+    // The read used the invocation's time: nothing starts after the deadline, and the
+    // records are delivered again rather than run unguarded or lost.
+    assert_eq!(outcomes(&report), [Outcome::NotStarted, Outcome::NotStarted]);
+    assert!(report.checkpoint().is_some());
+    assert_eq!(processor.shared_state().total(), 0);
+    assert_eq!(memory.calls().claims, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn completions_that_never_answer_still_let_the_invocation_answer_before_its_deadline() {
+    let store = Hanging { memory: MemoryIdempotency::new(), reads: false };
+    let processor = charge().state(Runs::default()).idempotency(store);
+    let started = tokio::time::Instant::now();
+    let batch = lines(&["a", "b"]).build();
+    let report = processor.process_with_deadline(batch, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(outcomes(&report), [Outcome::Succeeded, Outcome::Succeeded]);
+    assert!(report.checkpoint().is_none());
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
 
 #[tokio::test]

@@ -123,7 +123,16 @@ impl<'g> Guard<'g> {
             fail_open: guarding.fail_open,
             warned: AtomicBool::new(false),
         };
-        guard.find_done().await;
+        // The read is bounded like the records: at the deadline less its margin.
+        let margin = cx.settings.deadline_margin;
+        let stop_at = cx.invocation.deadline_instant().checked_sub(margin);
+        let stop_at = stop_at.unwrap_or_else(Instant::now);
+        if tokio::time::timeout_at(stop_at, guard.find_done()).await.is_err() {
+            tracing::warn!(
+                "the idempotency store did not answer the read before the deadline; each \
+                 record's claim decides instead"
+            );
+        }
         guard
     }
 

@@ -78,7 +78,19 @@ pub(crate) async fn process_batch<H: Handler, R: Conclude>(
     driver::drive(handler, state, &fold, guard.as_ref(), &batch.units, &mut ledger, cx).await;
     let mut settled = ledger.settle(batch.records, batch.oldest_arrival, clock.elapsed())?;
     if let Some(guard) = &guard {
-        guard.close(&settled.outcomes).await;
+        // Bounded like the dead letters: a quarter of the margin stays for the response.
+        let margin = cx.settings.deadline_margin / 4;
+        let end = cx.invocation.deadline_instant().checked_sub(margin);
+        let closed = tokio::time::timeout_at(
+            end.unwrap_or_else(Instant::now),
+            guard.close(&settled.outcomes),
+        );
+        if closed.await.is_err() {
+            tracing::warn!(
+                "the idempotency store did not take the batch's completions before the \
+                 deadline; their claims expire at it"
+            );
+        }
     }
     if let Some(window) = window {
         let folded = fold.answer(checkpoint_record(&settled));
