@@ -214,8 +214,11 @@ fn constructor(function: &Function, processor: &Processor) -> TokenStream {
     let (outer_attrs, inner_attrs) = split_attributes(&function.attrs);
     let inner = Function { attrs: inner_attrs, vis: Visibility::Inherited, ..function.clone() };
     let Processor { ty, body } = processor;
+    // A window processor's type names its state, format and function: clippy would call
+    // it complex, in the user's crate.
     quote! {
         #(#outer_attrs)*
+        #[allow(clippy::type_complexity)]
         #vis fn #name() -> #ty {
             #[allow(dead_code)]
             #inner
