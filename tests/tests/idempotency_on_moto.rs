@@ -14,9 +14,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::http::{
@@ -94,30 +91,7 @@ async fn client(moto: &Moto, http: Option<SharedHttpClient>) -> (aws_sdk_dynamod
 
 /// A table as the store's documentation asks for: `id` (S) as the partition key.
 async fn create_table(moto: &Moto) -> String {
-    let table = moto::unique("idempotency");
-    let (dynamodb, _) = client(moto, None).await;
-    dynamodb
-        .create_table()
-        .table_name(&table)
-        .billing_mode(BillingMode::PayPerRequest)
-        .key_schema(
-            KeySchemaElement::builder()
-                .attribute_name("id")
-                .key_type(KeyType::Hash)
-                .build()
-                .unwrap(),
-        )
-        .attribute_definitions(
-            AttributeDefinition::builder()
-                .attribute_name("id")
-                .attribute_type(ScalarAttributeType::S)
-                .build()
-                .unwrap(),
-        )
-        .send()
-        .await
-        .expect("table");
-    table
+    moto.create_idempotency_table("idempotency").await
 }
 
 /// A store on a new table, and its client's call counts.
