@@ -28,7 +28,8 @@ pub fn kinesis_processor(args: TokenStream, item: TokenStream) -> TokenStream {
     patch_meta_lifetimes(&mut function);
     let mut errors = Vec::new();
     let options = Options::parse(args, &mut errors);
-    let signature = signature::check(&function, options.window.is_some(), &mut errors);
+    let chunked = options.chunk.is_some();
+    let signature = signature::check(&function, options.window.is_some(), chunked, &mut errors);
     let krate = match &options.krate {
         Some(path) => path.to_token_stream(),
         None => quote!(::kinesis_processor),
@@ -52,9 +53,12 @@ fn with_errors(item: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
 }
 
 fn patch_meta_lifetimes(function: &mut Function) {
-    for input in function.sig.inputs.iter_mut() {
+    for (position, input) in function.sig.inputs.iter_mut().enumerate() {
         if let FnArg::Typed(typed) = input {
             signature::add_meta_lifetime(&mut typed.ty);
+            if position == 0 {
+                signature::add_chunk_lifetime(&mut typed.ty);
+            }
         }
     }
 }
@@ -88,7 +92,14 @@ impl Processor {
         // the call and in the return type alike, so that rustc reports them once; every
         // token carries the span, or rustc falls back to the attribute's.
         let window = signature.window.as_ref();
+        let chunk = options.chunk.map(|(size, _)| size);
         let build = match (window, state) {
+            _ if chunk.is_some() => match state {
+                Some(state) => quote!(
+                    #krate::__private::chunk_processor_needing_state::<#format, #payload, #state, _>
+                ),
+                None => quote!(#krate::__private::chunk_processor::<#format, #payload, _>),
+            },
             (Some(window), Some(state)) => quote!(
                 #krate::__private::window_processor_needing_state::<#format, #payload, #window, #state, _>
             ),
@@ -100,11 +111,34 @@ impl Processor {
             }
             (None, None) => quote!(#krate::__private::processor::<#format, #payload, _>),
         };
-        let build = respan(quote!(#build(#name_text, __kinesis_processor_call)), payload_span);
-        let into_result =
-            respan(quote!(#krate::__private::into_record_result(__result)), signature.return_span);
+        let size = chunk.map(|size| quote!(#size,));
+        let build =
+            respan(quote!(#build(#name_text, #size __kinesis_processor_call)), payload_span);
+        let into_result = match chunk {
+            Some(_) => quote!(#krate::__private::into_chunk_result(__result)),
+            None => quote!(#krate::__private::into_record_result(__result)),
+        };
+        let into_result = respan(into_result, signature.return_span);
         let call = user_call(&function.sig.ident, signature);
         let settings = settings(options, krate);
+        if chunk.is_some() {
+            let body = quote! {
+                #[allow(clippy::needless_lifetimes)]
+                async fn __kinesis_processor_call<'a>(
+                    __payload: #krate::Chunk<'a, #payload>,
+                    __invocation: &'a #krate::Invocation,
+                    __state: &'a #state_ty,
+                ) -> ::core::result::Result<(), #krate::ChunkError> {
+                    let __result = #call;
+                    #into_result
+                }
+
+                #build #settings
+            };
+            let payload = payload.to_token_stream();
+            let ty = return_type(krate, Some(&payload), &state_ty, state.is_some(), false);
+            return Processor { ty: respan(ty, payload_span), body };
+        }
         let window_param = window.map(|window| quote!(__window: &'a mut #window,));
         let body = quote! {
             #[allow(clippy::needless_lifetimes)]
@@ -131,7 +165,7 @@ impl Processor {
             }
             None => {
                 let payload = payload.to_token_stream();
-                let ty = return_type(krate, Some(&payload), &state_ty, state.is_some());
+                let ty = return_type(krate, Some(&payload), &state_ty, state.is_some(), true);
                 respan(ty, payload_span)
             }
         };
@@ -164,23 +198,26 @@ impl Processor {
             Some(state) => quote!(#krate::__private::unusable_needing_state::<#state>(#name_text)),
             None => quote!(#krate::__private::unusable(#name_text)),
         };
-        let ty = return_type(krate, None, &state_ty, state.is_some());
+        let ty = return_type(krate, None, &state_ty, state.is_some(), true);
         Processor { ty, body }
     }
 }
 
-/// `Processor<impl RecordHandler<[Payload = T, ]State = S>>`, or `.., NeedsState>` when the
-/// function takes a state. The payload is named when known, for builder calls that take it
-/// (`idempotency_key`).
+/// `Processor<impl RecordHandler<[Payload = T, ]State = S> [+ ClaimedHandler]>`, or
+/// `.., NeedsState>` when the function takes a state. The payload is named when known, for
+/// builder calls that take it (`idempotency_key`); a per-record function's records can be
+/// claimed (`claimed`), a chunk function's cannot.
 fn return_type(
     krate: &TokenStream,
     payload: Option<&TokenStream>,
     state: &TokenStream,
     needs_state: bool,
+    claimed: bool,
 ) -> TokenStream {
     let marker = needs_state.then(|| quote!(, #krate::NeedsState));
     let payload = payload.map(|payload| quote!(Payload = #payload,));
-    quote!(#krate::Processor<impl #krate::RecordHandler<#payload State = #state> #marker>)
+    let claimed = claimed.then(|| quote!(+ #krate::ClaimedHandler));
+    quote!(#krate::Processor<impl #krate::RecordHandler<#payload State = #state> #claimed #marker>)
 }
 
 /// The types that make a window processor's handler.

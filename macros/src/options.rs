@@ -14,6 +14,7 @@ use syn::{Expr, ExprLit, ExprPath, Lit, Path};
 /// The options the attribute accepts, in the order error messages list them.
 const VALID: &[&str] = &[
     "window",
+    "chunk",
     "format",
     "concurrency",
     "retries",
@@ -34,10 +35,15 @@ pub enum Format {
     Custom(Path),
 }
 
+/// The most records a chunk may hold (the runtime's `chunk::MAX_CHUNK`).
+const MAX_CHUNK: usize = 10_000;
+
 /// The parsed options; `None` means the runtime's default.
 pub struct Options {
     /// `window`: the function folds records into a window state; where the flag is.
     pub window: Option<Span>,
+    /// `chunk = N`: the function takes chunks of up to N records; where the option is.
+    pub chunk: Option<(usize, Span)>,
     pub format: Option<Format>,
     pub retries: Option<u32>,
     pub concurrency: Option<usize>,
@@ -64,6 +70,7 @@ impl Options {
     pub fn parse(args: TokenStream, errors: &mut Vec<syn::Error>) -> Options {
         let mut options = Options {
             window: None,
+            chunk: None,
             format: None,
             retries: None,
             concurrency: None,
@@ -110,7 +117,29 @@ impl Options {
                  records into its window state in order, one at a time",
             ));
         }
+        options.check_chunk(errors);
         options
+    }
+
+    /// What a chunk function cannot be: a window function, or keyed for idempotency.
+    fn check_chunk(&self, errors: &mut Vec<syn::Error>) {
+        let Some((_, span)) = self.chunk else {
+            return;
+        };
+        if self.window.is_some() {
+            errors.push(syn::Error::new(
+                span,
+                "`chunk` and `window` do not go together: a window function folds one record \
+                 at a time into its window state",
+            ));
+        }
+        if let Some(key) = &self.idempotency_key {
+            errors.push(syn::Error::new_spanned(
+                key,
+                "`idempotency_key` does not apply to a chunk function: its records are not \
+                 claimed one at a time; make the bulk write idempotent itself",
+            ));
+        }
     }
 
     fn set(&mut self, name: &str, key: &Path, value: Option<Expr>) -> syn::Result<()> {
@@ -133,6 +162,7 @@ impl Options {
             ));
         };
         match name {
+            "chunk" => self.chunk = Some((chunk_size(&value)?, key.span())),
             "format" => self.format = Some(format(&value)?),
             "retries" => self.retries = Some(integer(name, &value)?),
             "concurrency" => {
@@ -174,6 +204,7 @@ fn parse_value(meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Expr>> {
 fn example(name: &str) -> &'static str {
     match name {
         "window" => "`#[kinesis_processor(window)]`",
+        "chunk" => "`chunk = 25` (records per call, 1 to 10000)",
         "format" => {
             "`format = json`, `format = text`, `format = bytes` or `format = path::To::Format`"
         }
@@ -241,6 +272,21 @@ fn at_least_one(name: &str, value: &Expr) -> syn::Result<usize> {
     let n: usize = integer(name, value)?;
     if n == 0 {
         return Err(syn::Error::new_spanned(value, format!("`{name}` must be at least 1")));
+    }
+    Ok(n)
+}
+
+/// A chunk size: 1 to [`MAX_CHUNK`] records.
+fn chunk_size(value: &Expr) -> syn::Result<usize> {
+    let n: usize = integer("chunk", value)?;
+    if n == 0 || n > MAX_CHUNK {
+        return Err(syn::Error::new_spanned(
+            value,
+            format!(
+                "`chunk` must be 1 to {MAX_CHUNK} records, not {n}: the records of one call \
+                 of the function, e.g. 25 for DynamoDB's BatchWriteItem"
+            ),
+        ));
     }
     Ok(n)
 }

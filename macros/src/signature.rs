@@ -37,6 +37,7 @@ pub struct Signature {
 pub fn check(
     function: &Function,
     windowed: bool,
+    chunked: bool,
     errors: &mut Vec<syn::Error>,
 ) -> Option<Signature> {
     let sig = &function.sig;
@@ -85,11 +86,14 @@ pub fn check(
             ));
             continue;
         }
-        let classified = classify(position, ty, windowed);
+        let classified = match chunked {
+            true => classify_in_chunk_function(position, ty),
+            false => classify(position, ty, windowed),
+        };
         position += 1;
         match classified {
             Ok(Param::Payload) => {
-                payload = Some(ty.clone());
+                payload = Some(if chunked { chunk_payload(ty).clone() } else { ty.clone() });
                 params.push(Param::Payload);
             }
             Ok(Param::Meta) if params.contains(&Param::Meta) => errors.push(
@@ -179,6 +183,13 @@ fn check_qualifiers(function: &Function, errors: &mut Vec<syn::Error>) {
 fn classify(position: usize, ty: &Type, windowed: bool) -> syn::Result<Param> {
     let reference = as_reference(ty);
     if position == 0 {
+        if chunk_of(ty).is_some() {
+            return Err(syn::Error::new_spanned(
+                ty,
+                "a function that takes a `Chunk<T>` needs the chunk size: \
+                 `#[kinesis_processor(chunk = 25)]`",
+            ));
+        }
         return match reference {
             Some(r) if is_record_meta(&r.elem) || is_invocation(&r.elem) => {
                 Err(syn::Error::new_spanned(
@@ -210,6 +221,80 @@ fn classify(position: usize, ty: &Type, windowed: bool) -> syn::Result<Param> {
             "after the payload a `#[kinesis_processor]` function takes only `meta: &RecordMeta`, \
              `invocation: &Invocation` and a shared state `state: &S`",
         )),
+    }
+}
+
+/// What the parameter at `position` of a chunk function is: the `Chunk<T>` first, then
+/// `&Invocation` and a shared state `&S`.
+fn classify_in_chunk_function(position: usize, ty: &Type) -> syn::Result<Param> {
+    if position == 0 {
+        return match chunk_of(ty) {
+            Some(_) => Ok(Param::Payload),
+            None => Err(syn::Error::new_spanned(
+                ty,
+                "a `#[kinesis_processor(chunk = N)]` function takes its records as a \
+                 `Chunk<T>` first: `async fn NAME(records: Chunk<T>) -> Result<(), ChunkError>`",
+            )),
+        };
+    }
+    match as_reference(ty) {
+        Some(r) if is_record_meta(&r.elem) => Err(syn::Error::new_spanned(
+            ty,
+            "a chunk function reads each record's metadata from its chunk \
+             (`record.meta()`), not from a `&RecordMeta` parameter",
+        )),
+        Some(r) if is_invocation(&r.elem) => Ok(Param::Invocation),
+        Some(r) if r.mutability.is_some() => Err(syn::Error::new_spanned(
+            ty,
+            "the state is shared by every chunk: take `&S`, not `&mut S`, and use a Mutex or \
+             atomics inside it for what changes",
+        )),
+        Some(_) => Ok(Param::State),
+        None => Err(syn::Error::new_spanned(
+            ty,
+            "after the chunk a chunk function takes only `invocation: &Invocation` and a \
+             shared state `state: &S`",
+        )),
+    }
+}
+
+/// The generic arguments of `Chunk<..>`, if `ty` names one (by its last path segment).
+fn chunk_of(ty: &Type) -> Option<&syn::AngleBracketedGenericArguments> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last().filter(|last| last.ident == "Chunk")?;
+    match &last.arguments {
+        PathArguments::AngleBracketed(arguments) => Some(arguments),
+        _ => None,
+    }
+}
+
+/// The `T` of `Chunk<T>` (or `Chunk<'a, T>`); the chunk itself when it names no type.
+fn chunk_payload(ty: &Type) -> &Type {
+    chunk_of(ty)
+        .and_then(|arguments| {
+            arguments.args.iter().find_map(|argument| match argument {
+                GenericArgument::Type(payload) => Some(payload),
+                _ => None,
+            })
+        })
+        .unwrap_or(ty)
+}
+
+/// Gives `Chunk<T>` an explicit `'_` where the user elided it, as for `RecordMeta`.
+pub fn add_chunk_lifetime(ty: &mut Type) {
+    let Type::Path(path) = ty else {
+        return;
+    };
+    let Some(last) = path.path.segments.last_mut().filter(|last| last.ident == "Chunk") else {
+        return;
+    };
+    if let PathArguments::AngleBracketed(arguments) = &mut last.arguments {
+        if !arguments.args.iter().any(|a| matches!(a, GenericArgument::Lifetime(_))) {
+            let span = last.ident.span();
+            arguments.args.insert(0, syn::parse_quote_spanned!(span=> '_));
+        }
     }
 }
 

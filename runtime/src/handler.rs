@@ -11,6 +11,7 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
+use crate::chunk::{Chunk, ChunkError};
 use crate::decode::Decode;
 use crate::error::{BoxError, RecordError};
 use crate::invocation::Invocation;
@@ -40,9 +41,15 @@ pub trait Handler: sealed::Sealed + Send + Sync + 'static {
     type Window: WindowState;
     /// Whether the function folds records into a window state.
     const WINDOWED: bool;
+    /// Whether the function takes chunks of records ([`Chunk`]) rather than one record.
+    const CHUNKED: bool;
     /// The future of one attempt: `Send`, so that `lambda_runtime` may run invocations on
     /// any thread, several at once in its concurrent mode.
     type Future<'a>: Future<Output = Result<(), RecordError>> + Send + 'a
+    where
+        Self: 'a;
+    /// The future of one call of a chunk function.
+    type ChunkFuture<'a>: Future<Output = Result<(), ChunkError>> + Send + 'a
     where
         Self: 'a;
 
@@ -70,6 +77,32 @@ pub trait Handler: sealed::Sealed + Send + Sync + 'static {
         window: &'a Window,
         state: &'a Self::State,
     ) -> WindowEndFuture<'a>;
+
+    /// The most records in one chunk of a chunk function; 1 for any other.
+    fn chunk_size(&self) -> usize;
+
+    /// Starts one attempt at processing a chunk of records.
+    fn call_chunk<'a>(
+        &'a self,
+        chunk: Chunk<'a, Self::Payload>,
+        invocation: &'a Invocation,
+        state: &'a Self::State,
+    ) -> Self::ChunkFuture<'a>;
+}
+
+/// What a function that does not take chunks answers if called with one: the engine
+/// never does.
+type NoChunks = std::future::Ready<Result<(), ChunkError>>;
+
+fn no_chunks() -> NoChunks {
+    std::future::ready(Err(ChunkError::whole(RecordError::reject("not a chunk function"))))
+}
+
+/// What a chunk function answers if called with one record: the engine never does.
+type NoRecords = std::future::Ready<Result<(), RecordError>>;
+
+fn no_records() -> NoRecords {
+    std::future::ready(Err(RecordError::reject("a chunk function takes chunks")))
 }
 
 /// Keeps [`Handler`] implemented by the attribute's expansion alone, so that it can grow.
@@ -122,8 +155,13 @@ where
     type State = S;
     type Window = ();
     const WINDOWED: bool = false;
+    const CHUNKED: bool = false;
     type Future<'a>
         = <F as RecordFn<'a, T, S>>::Future
+    where
+        Self: 'a;
+    type ChunkFuture<'a>
+        = NoChunks
     where
         Self: 'a;
 
@@ -148,6 +186,14 @@ where
 
     fn end_window<'a>(&'a self, _: (), _: &'a Window, _: &'a S) -> WindowEndFuture<'a> {
         Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn chunk_size(&self) -> usize {
+        1
+    }
+
+    fn call_chunk<'a>(&'a self, _: Chunk<'a, T>, _: &'a Invocation, _: &'a S) -> NoChunks {
+        no_chunks()
     }
 }
 
@@ -291,8 +337,13 @@ where
     type State = S;
     type Window = W;
     const WINDOWED: bool = true;
+    const CHUNKED: bool = false;
     type Future<'a>
         = <F as WindowFn<'a, T, W, S>>::Future
+    where
+        Self: 'a;
+    type ChunkFuture<'a>
+        = NoChunks
     where
         Self: 'a;
 
@@ -322,5 +373,123 @@ where
         state: &'a S,
     ) -> WindowEndFuture<'a> {
         self.end.end(finished, window, state)
+    }
+    fn chunk_size(&self) -> usize {
+        1
+    }
+
+    fn call_chunk<'a>(&'a self, _: Chunk<'a, T>, _: &'a Invocation, _: &'a S) -> NoChunks {
+        no_chunks()
+    }
+}
+
+/// The handler of a function whose records the idempotency guard claims one at a time:
+/// any but a chunk function.
+#[diagnostic::on_unimplemented(
+    message = "idempotency does not apply to a chunk processor",
+    label = "a chunk function writes many records in one call; its records are not claimed \
+             one at a time",
+    note = "remove `.idempotency(..)`, or make the bulk write idempotent itself (keyed by \
+            each record's sequence number)"
+)]
+pub trait ClaimedHandler: Handler {}
+
+impl<F, T, S, Format> ClaimedHandler for FnHandler<F, T, S, Format> where Self: Handler {}
+
+impl<F, T, W, S, Format, End> ClaimedHandler for WindowFnHandler<F, T, W, S, Format, End> where
+    Self: Handler
+{
+}
+
+/// A function that processes a chunk of records: `Fn(Chunk<T>, &Invocation, &S) -> impl
+/// Future`.
+pub trait ChunkFn<'a, T: 'a, S: 'a>:
+    Fn(Chunk<'a, T>, &'a Invocation, &'a S) -> <Self as ChunkFn<'a, T, S>>::Future
+{
+    /// The future of one call.
+    type Future: Future<Output = Result<(), ChunkError>> + Send + 'a;
+}
+
+impl<'a, T: 'a, S: 'a, F, Fut> ChunkFn<'a, T, S> for F
+where
+    F: Fn(Chunk<'a, T>, &'a Invocation, &'a S) -> Fut,
+    Fut: Future<Output = Result<(), ChunkError>> + Send + 'a,
+{
+    type Future = Fut;
+}
+
+/// The [`Handler`] made from a chunk function, its chunk size and a payload format.
+pub struct ChunkFnHandler<F, T, S, Format> {
+    name: &'static str,
+    size: usize,
+    function: F,
+    _types: PhantomData<fn(T, &S) -> Format>,
+}
+
+impl<F, T, S, Format> ChunkFnHandler<F, T, S, Format> {
+    pub(crate) fn new(name: &'static str, size: usize, function: F) -> Self {
+        Self { name, size: size.clamp(1, crate::chunk::MAX_CHUNK), function, _types: PhantomData }
+    }
+}
+
+impl<F, T, S, Format> sealed::Sealed for ChunkFnHandler<F, T, S, Format> {}
+
+impl<F, T, S, Format> RecordHandler for ChunkFnHandler<F, T, S, Format> where Self: Handler {}
+
+impl<F, T, S, Format> Handler for ChunkFnHandler<F, T, S, Format>
+where
+    F: for<'a> ChunkFn<'a, T, S> + Send + Sync + 'static,
+    T: Send + 'static,
+    S: Send + Sync + 'static,
+    Format: Decode<T> + 'static,
+{
+    type Payload = T;
+    type State = S;
+    type Window = ();
+    const WINDOWED: bool = false;
+    const CHUNKED: bool = true;
+    type Future<'a>
+        = NoRecords
+    where
+        Self: 'a;
+    type ChunkFuture<'a>
+        = <F as ChunkFn<'a, T, S>>::Future
+    where
+        Self: 'a;
+
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn decode(&self, data: &[u8]) -> Result<T, BoxError> {
+        Format::decode(data)
+    }
+
+    fn call<'a>(
+        &'a self,
+        _: T,
+        _: &'a mut (),
+        _: &'a RecordMeta<'a>,
+        _: &'a Invocation,
+        _: &'a S,
+    ) -> NoRecords {
+        no_records()
+    }
+
+    fn end_window<'a>(&'a self, _: (), _: &'a Window, _: &'a S) -> WindowEndFuture<'a> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    fn chunk_size(&self) -> usize {
+        self.size
+    }
+
+    fn call_chunk<'a>(
+        &'a self,
+        chunk: Chunk<'a, T>,
+        invocation: &'a Invocation,
+        state: &'a S,
+    ) -> Self::ChunkFuture<'a> {
+        (self.function)(chunk, invocation, state)
     }
 }

@@ -183,6 +183,7 @@
 
 pub mod aggregation;
 mod batch;
+pub mod chunk;
 pub mod dead_letter;
 pub mod decode;
 mod engine;
@@ -201,9 +202,10 @@ pub mod settings;
 pub mod testing;
 pub mod window;
 
+pub use chunk::{Chunk, ChunkError};
 pub use engine::Outcome;
 pub use error::{BoxError, Error, RecordError, RecordErrorKind};
-pub use handler::{Handler, RecordHandler, WindowEndFn};
+pub use handler::{ClaimedHandler, Handler, RecordHandler, WindowEndFn};
 pub use invocation::Invocation;
 pub use kinesis_processor_macros::kinesis_processor;
 pub use lambda::{HasState, NeedsState, Processor, ProcessorService, SYNTHETIC_TIMEOUT};
@@ -218,10 +220,10 @@ pub mod __private {
     pub use serde::de::IgnoredAny;
 
     use crate::decode::{Decode, Json};
-    use crate::handler::{FnHandler, RecordHandler};
-    use crate::{Invocation, NeedsState, Processor, RecordError, RecordMeta};
+    use crate::handler::{ChunkFnHandler, ClaimedHandler, FnHandler, RecordHandler};
+    use crate::{Chunk, ChunkError, Invocation, NeedsState, Processor, RecordError, RecordMeta};
 
-    pub use crate::handler::{RecordFn, WindowFn};
+    pub use crate::handler::{ChunkFn, RecordFn, WindowFn};
     pub use crate::handler::{WindowFnHandler, WindowStart};
     use crate::WindowState;
 
@@ -229,7 +231,7 @@ pub mod __private {
     pub fn processor<Format, T, F>(
         name: &'static str,
         function: F,
-    ) -> Processor<impl RecordHandler<Payload = T, State = ()>>
+    ) -> Processor<impl RecordHandler<Payload = T, State = ()> + ClaimedHandler>
     where
         Format: Decode<T> + 'static,
         T: Send + 'static,
@@ -243,7 +245,7 @@ pub mod __private {
     pub fn processor_needing_state<Format, T, S, F>(
         name: &'static str,
         function: F,
-    ) -> Processor<impl RecordHandler<Payload = T, State = S>, NeedsState>
+    ) -> Processor<impl RecordHandler<Payload = T, State = S> + ClaimedHandler, NeedsState>
     where
         Format: Decode<T> + 'static,
         T: Send + 'static,
@@ -251,6 +253,38 @@ pub mod __private {
         F: for<'a> RecordFn<'a, T, S> + Send + Sync + 'static,
     {
         Processor::new(FnHandler::<F, T, S, Format>::new(name, function), NeedsState)
+    }
+
+    /// The processor for an attributed chunk function that takes no state; `size` is its
+    /// `chunk`, checked by the attribute.
+    pub fn chunk_processor<Format, T, F>(
+        name: &'static str,
+        size: usize,
+        function: F,
+    ) -> Processor<impl RecordHandler<Payload = T, State = ()>>
+    where
+        Format: Decode<T> + 'static,
+        T: Send + 'static,
+        F: for<'a> ChunkFn<'a, T, ()> + Send + Sync + 'static,
+    {
+        Processor::new(ChunkFnHandler::<F, T, (), Format>::new(name, size, function), ())
+    }
+
+    /// The processor for an attributed chunk function that takes a state `&S`, waiting
+    /// for `.state(..)`.
+    pub fn chunk_processor_needing_state<Format, T, S, F>(
+        name: &'static str,
+        size: usize,
+        function: F,
+    ) -> Processor<impl RecordHandler<Payload = T, State = S>, NeedsState>
+    where
+        Format: Decode<T> + 'static,
+        T: Send + 'static,
+        S: Send + Sync + 'static,
+        F: for<'a> ChunkFn<'a, T, S> + Send + Sync + 'static,
+    {
+        let handler = ChunkFnHandler::<F, T, S, Format>::new(name, size, function);
+        Processor::new(handler, NeedsState)
     }
 
     /// A window function's processor before its window end; `Slot` is its state slot.
@@ -300,14 +334,16 @@ pub mod __private {
 
     /// What the constructor of a function with signature errors returns, so that its call
     /// sites type-check while the errors are fixed. It never runs: the crate does not compile.
-    pub fn unusable(name: &'static str) -> Processor<impl RecordHandler<State = ()>> {
+    pub fn unusable(
+        name: &'static str,
+    ) -> Processor<impl RecordHandler<State = ()> + ClaimedHandler> {
         Processor::new(FnHandler::<_, IgnoredAny, (), Json>::new(name, unusable_call), ())
     }
 
     /// [`unusable`], for a function that takes a state `&S`.
     pub fn unusable_needing_state<S: Send + Sync + 'static>(
         name: &'static str,
-    ) -> Processor<impl RecordHandler<State = S>, NeedsState> {
+    ) -> Processor<impl RecordHandler<State = S> + ClaimedHandler, NeedsState> {
         Processor::new(FnHandler::<_, IgnoredAny, S, Json>::new(name, unusable_call), NeedsState)
     }
 
@@ -367,4 +403,32 @@ pub mod __private {
             self.map_err(Into::into)
         }
     }
+
+    /// Converts what the user's chunk function returned.
+    pub fn into_chunk_result<R: ChunkResult>(result: R) -> Result<(), ChunkError> {
+        result.into_chunk_result()
+    }
+
+    /// What a chunk function may return.
+    #[diagnostic::on_unimplemented(
+        message = "a `#[kinesis_processor(chunk = N)]` function must return `Result<(), E>` \
+                   with `E: Into<ChunkError>`, not `{Self}`",
+        label = "the function's return type",
+        note = "return `Result<(), ChunkError>`: `?` makes any error a failure of the whole \
+                chunk, and `ChunkError::records` names the records that failed"
+    )]
+    pub trait ChunkResult {
+        /// The result as the engine takes it.
+        fn into_chunk_result(self) -> Result<(), ChunkError>;
+    }
+
+    impl<E: Into<ChunkError>> ChunkResult for Result<(), E> {
+        fn into_chunk_result(self) -> Result<(), ChunkError> {
+            self.map_err(Into::into)
+        }
+    }
+
+    /// The chunk type a chunk function's signature names, for its constructor when the
+    /// signature has errors: a chunk of nothing.
+    pub type UnusableChunk<'a> = Chunk<'a, IgnoredAny>;
 }

@@ -86,6 +86,11 @@ fn metrics(summary: &BatchSummary) -> Vec<Metric> {
     }
     metrics.push(count("ExpiredRecords", summary.expired));
     metrics.push(count("DecodeErrors", summary.decode_errors));
+    if let Some(per_chunk) = summary.records_per_chunk() {
+        metrics.push(count("Chunks", summary.chunks));
+        metrics.push(Metric { name: "RecordsPerChunk".into(), unit: "Count", value: per_chunk });
+        metrics.push(count("PartialChunkFailures", summary.partial_chunk_failures));
+    }
     metrics.push(millis("BatchDuration", summary.duration));
     if let Some(age) = summary.iterator_age {
         metrics.push(millis("IteratorAge", age));
@@ -145,10 +150,17 @@ pub(crate) fn summary_line(summary: &BatchSummary) -> String {
         format!("{} ({})", summary.dead_lettered_total(), reasons.join(", "))
     };
     let age = summary.iterator_age.map_or("n/a".to_owned(), humanize);
+    let chunks = match summary.records_per_chunk() {
+        Some(per_chunk) => format!(
+            ", chunks {} ({per_chunk:.1} records each), partial chunk failures {}",
+            summary.chunks, summary.partial_chunk_failures
+        ),
+        None => String::new(),
+    };
     format!(
         "metrics: records {}, units {}, succeeded {}, duplicates {}, dead-lettered {dead_lettered}, \
          failed {}, timed out {}, not started {}, redelivered {}, retried attempts {}, \
-         decode errors {}, expired {}, iterator age {age}, duration {} ms",
+         decode errors {}, expired {}{chunks}, iterator age {age}, duration {} ms",
         summary.records,
         summary.units,
         summary.succeeded,

@@ -6,6 +6,7 @@ use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -23,6 +24,22 @@ pub(crate) struct RetryPolicy {
     pub backoff: Backoff,
     /// No retry waits past this instant.
     pub stop_at: Instant,
+}
+
+impl RetryPolicy {
+    /// The wait before the next attempt, after `attempts` that failed retryably; or why
+    /// there is none: `true` when the wait would pass the stop at the deadline, `false`
+    /// when the retries ran out.
+    pub fn next_retry(&self, attempts: u32) -> Result<Duration, bool> {
+        if attempts > self.retries {
+            return Err(false);
+        }
+        let delay = self.backoff.delay(attempts);
+        if Instant::now() + delay >= self.stop_at {
+            return Err(true);
+        }
+        Ok(delay)
+    }
 }
 
 /// How a unit's processing ended.
@@ -120,15 +137,13 @@ async fn after_failure<'a, H: Handler>(
         if error.is_permanent() {
             return Attempted { attempts, result: AttemptResult::Rejected(error) };
         }
-        if attempts > policy.retries {
-            let result = AttemptResult::Exhausted { error, stop_near: false };
-            return Attempted { attempts, result };
-        }
-        let delay = policy.backoff.delay(attempts);
-        if Instant::now() + delay >= policy.stop_at {
-            let result = AttemptResult::Exhausted { error, stop_near: true };
-            return Attempted { attempts, result };
-        }
+        let delay = match policy.next_retry(attempts) {
+            Ok(delay) => delay,
+            Err(stop_near) => {
+                let result = AttemptResult::Exhausted { error, stop_near };
+                return Attempted { attempts, result };
+            }
+        };
         tracing::info!(
             sequence_number = unit.meta.sequence_number,
             sub_sequence_number = unit.meta.sub_sequence_number(),
@@ -179,13 +194,14 @@ async fn call<'a, H: Handler>(
 /// hundred bytes at a time through every layer, once per record. Unlike `Instrumented`,
 /// the span is not entered while a call timed out at the deadline is dropped; what the call logs
 /// while it runs is in the span as before.
-fn poll_in_span<F>(
+pub(super) fn poll_in_span<F, E>(
     call: Pin<&mut F>,
     span: &tracing::Span,
     task: &mut TaskContext<'_>,
 ) -> Poll<F::Output>
 where
-    F: Future<Output = Result<(), RecordError>>,
+    F: Future<Output = Result<(), E>>,
+    E: From<Panicked>,
 {
     let _entered = span.enter();
     isolate_panics(call, task)
@@ -244,19 +260,23 @@ fn redact_json_error(error: &serde_json::Error) -> Option<String> {
 }
 
 /// Polls a future, turning a panic inside it into a retryable error.
-pub(super) fn isolate_panics<F>(future: Pin<&mut F>, task: &mut TaskContext<'_>) -> Poll<F::Output>
+pub(super) fn isolate_panics<F, E>(
+    future: Pin<&mut F>,
+    task: &mut TaskContext<'_>,
+) -> Poll<F::Output>
 where
-    F: Future<Output = Result<(), RecordError>>,
+    F: Future<Output = Result<(), E>>,
+    E: From<Panicked>,
 {
     match catch_unwind(AssertUnwindSafe(|| future.poll(task))) {
         Ok(poll) => poll,
-        Err(panic) => Poll::Ready(Err(RecordError::retry(Panicked(panic_message(&*panic))))),
+        Err(panic) => Poll::Ready(Err(Panicked(panic_message(&*panic)).into())),
     }
 }
 
-/// A panic in the processing function, as an error.
+/// A panic in the processing function, as an error: retryable.
 #[derive(Debug)]
-struct Panicked(String);
+pub(super) struct Panicked(String);
 
 impl std::fmt::Display for Panicked {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

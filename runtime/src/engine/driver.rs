@@ -1,5 +1,6 @@
-//! The driver: runs a batch's units to their outcomes in one task, up to the concurrency
-//! limit, sending dead letters as they accumulate and stopping at the deadline.
+//! The driver: runs a batch's units (or a chunk function's chunks) to their outcomes in
+//! one task, up to the concurrency limit, sending dead letters as they accumulate and
+//! stopping at the deadline.
 
 use std::future::{poll_fn, Future};
 use std::task::{Context as TaskContext, Poll};
@@ -7,6 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use tokio::time::{sleep_until, Instant};
 
 use super::attempt::{self, attempt, Attempted, RetryPolicy, Run};
+use super::chunks::{attempt_chunk, ChunkAttempted};
 use super::deadline;
 use super::fold::Fold;
 use super::guard::Guard;
@@ -17,37 +19,143 @@ use crate::batch::Unit;
 use crate::dead_letter::{SendFuture, SinkError};
 use crate::handler::Handler;
 
-/// Runs the units to their outcomes.
-pub(super) async fn drive<'u, H: Handler>(
+/// Runs the units to their outcomes: one at a time per slot, or a chunk function's
+/// chunks.
+pub(super) async fn drive<'u, 'c, H: Handler>(
     handler: &'u H,
     state: &'u H::State,
     fold: &Fold<H::Window>,
     guard: Option<&Guard<'_>>,
     units: &'u [Unit<'u>],
-    ledger: &mut Ledger<'u, '_>,
+    ledger: &mut Ledger<'u, 'c>,
     cx: &Context<'_>,
 ) {
-    let margin = cx.settings.deadline_margin;
-    let deadline = cx.invocation.deadline_instant();
-    let stop_at = deadline.checked_sub(margin).unwrap_or_else(Instant::now);
-    // Dead letters may still be sent after the stop, until a quarter of the margin is left
-    // for the response itself.
-    let sends_end = deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now);
-    let policy =
-        RetryPolicy { retries: cx.settings.retries, backoff: cx.settings.backoff, stop_at };
+    let bounds = Bounds::of(cx);
+    let policy = RetryPolicy {
+        retries: cx.settings.retries,
+        backoff: cx.settings.backoff,
+        stop_at: bounds.stop_at,
+    };
     // A window processor's records make no claims.
     let guard = guard.filter(|_| !H::WINDOWED);
     let run = Run { handler, state, fold, guard, invocation: cx.invocation, policy };
+    let mut scratch = Vec::new();
+    if H::CHUNKED {
+        let size = handler.chunk_size();
+        let start =
+            |ledger: &mut Ledger<'u, 'c>| start_chunk(&run, units, ledger, size, &mut scratch, cx);
+        let finish = |ledger: &mut Ledger<'u, 'c>, _, done: ChunkAttempted| {
+            ledger.finish_chunk(done.finished, done.counts)
+        };
+        run_to_end(ledger, cx, &bounds, start, finish).await;
+    } else {
+        let start = |ledger: &mut Ledger<'u, 'c>| start_unit(&run, units, ledger, &mut scratch, cx);
+        let finish = |ledger: &mut Ledger<'u, 'c>, unit, attempted| ledger.finish(unit, attempted);
+        run_to_end(ledger, cx, &bounds, start, finish).await;
+    }
+}
+
+/// When the batch stops, and when the dead-letter sends must end.
+struct Bounds {
+    stop_at: Instant,
+    sends_end: Instant,
+}
+
+impl Bounds {
+    fn of(cx: &Context<'_>) -> Self {
+        let margin = cx.settings.deadline_margin;
+        let deadline = cx.invocation.deadline_instant();
+        // Dead letters may still be sent after the stop, until a quarter of the margin is
+        // left for the response itself.
+        Bounds {
+            stop_at: deadline.checked_sub(margin).unwrap_or_else(Instant::now),
+            sends_end: deadline.checked_sub(margin / 4).unwrap_or_else(Instant::now),
+        }
+    }
+}
+
+/// The next unit ready to run and its attempts, after settling those that cannot run.
+fn start_unit<'r, H: Handler>(
+    run: &'r Run<'r, H>,
+    units: &'r [Unit<'r>],
+    ledger: &mut Ledger<'_, '_>,
+    scratch: &mut Vec<u8>,
+    cx: &Context<'_>,
+) -> Option<(u32, impl Future<Output = Attempted> + 'r)> {
+    loop {
+        let unit = ledger.next_startable()?;
+        if H::WINDOWED {
+            run.fold.reach(&units[unit as usize]);
+        }
+        if run.guard.is_some_and(|guard| guard.is_done(unit)) {
+            ledger.duplicate(unit);
+            continue;
+        }
+        if ledger.settle_before_start(unit, cx.started) {
+            continue;
+        }
+        match attempt::decode(run.handler, &units[unit as usize], scratch) {
+            Ok(payload) => {
+                ledger.running(unit);
+                return Some((unit, attempt(run, unit, &units[unit as usize], payload)));
+            }
+            Err(undecodable) => ledger.undecodable(unit, undecodable),
+        }
+    }
+}
+
+/// The next chunk: up to `size` units ready to run, decoded, in stream order (named by
+/// its first); undecodable and expired units are settled and never join one.
+fn start_chunk<'r, H: Handler>(
+    run: &'r Run<'r, H>,
+    units: &'r [Unit<'r>],
+    ledger: &mut Ledger<'_, '_>,
+    size: usize,
+    scratch: &mut Vec<u8>,
+    cx: &Context<'_>,
+) -> Option<(u32, impl Future<Output = ChunkAttempted> + 'r)> {
+    ledger.begin_chunk();
+    let mut members = Vec::with_capacity(size.min(units.len()));
+    let mut payloads = Vec::with_capacity(members.capacity());
+    while members.len() < size {
+        let Some(unit) = ledger.next_startable() else {
+            break;
+        };
+        if ledger.settle_before_start(unit, cx.started) {
+            continue;
+        }
+        match attempt::decode(run.handler, &units[unit as usize], scratch) {
+            Ok(payload) => {
+                ledger.running(unit);
+                members.push(unit);
+                payloads.push(payload);
+            }
+            Err(undecodable) => ledger.undecodable(unit, undecodable),
+        }
+    }
+    let first = *members.first()?;
+    Some((first, attempt_chunk(run, units, members, payloads)))
+}
+
+/// Starts work as `start` gives it, up to the concurrency limit, hands each finished
+/// slot's output to `finish`, sends dead letters as they accumulate, and stops at the
+/// deadline.
+async fn run_to_end<'u, 'c, F: Future>(
+    ledger: &mut Ledger<'u, 'c>,
+    cx: &Context<'_>,
+    bounds: &Bounds,
+    mut start: impl FnMut(&mut Ledger<'u, 'c>) -> Option<(u32, F)>,
+    mut finish: impl FnMut(&mut Ledger<'u, 'c>, u32, F::Output),
+) {
     let concurrency = cx.settings.concurrency.max(1);
     let batch_size = cx.sink.map_or(1, |sink| sink.batch_size());
 
-    let mut scratch = Vec::new();
     let mut slots = Slots::new();
     let mut sends: Vec<(Vec<u32>, SendFuture<'_>)> = Vec::new();
-    let mut stop_timer = std::pin::pin!(sleep_until(stop_at));
-    let mut sends_timer = std::pin::pin!(sleep_until(sends_end));
+    let mut stop_timer = std::pin::pin!(sleep_until(bounds.stop_at));
+    let mut sends_timer = std::pin::pin!(sleep_until(bounds.sends_end));
     let mut stopped = false;
-    let stop = deadline::Stop::new(stop_at);
+    let stop = deadline::Stop::new(bounds.stop_at);
     // Whether the last pass waited, which moves tokio's clock (see `deadline`).
     let mut waited = false;
 
@@ -60,26 +168,10 @@ pub(super) async fn drive<'u, H: Handler>(
             time_out_running(&mut slots, ledger);
         }
         while !stopped && slots.running() < concurrency {
-            let Some(unit) = ledger.next_startable() else {
+            let Some((id, work)) = start(ledger) else {
                 break;
             };
-            if H::WINDOWED {
-                fold.reach(&units[unit as usize]);
-            }
-            if guard.is_some_and(|guard| guard.is_done(unit)) {
-                ledger.duplicate(unit);
-                continue;
-            }
-            if ledger.settle_before_start(unit, cx.started) {
-                continue;
-            }
-            match attempt::decode(handler, &units[unit as usize], &mut scratch) {
-                Ok(payload) => {
-                    ledger.running(unit);
-                    slots.place(unit, attempt(&run, unit, &units[unit as usize], payload));
-                }
-                Err(undecodable) => ledger.undecodable(unit, undecodable),
-            }
+            slots.place(id, work);
         }
         let urgent = stopped || slots.running() == 0;
         // Asked only when there are letters: most units are not dead letters.
@@ -105,8 +197,8 @@ pub(super) async fn drive<'u, H: Handler>(
             // Then the units, before the timers: a unit that finished in this pass counts as
             // finished even at the deadline, and most finish on their first poll, before any
             // timer needs registering.
-            if let Poll::Ready((unit, attempted)) = slots.poll_next(task) {
-                return Poll::Ready(Event::Finished(unit, attempted));
+            if let Poll::Ready((id, output)) = slots.poll_next(task) {
+                return Poll::Ready(Event::Finished(id, output));
             }
             if !stopped && stop_timer.as_mut().poll(task).is_ready() {
                 return Poll::Ready(Event::Stop);
@@ -119,7 +211,7 @@ pub(super) async fn drive<'u, H: Handler>(
         })
         .await;
         match event {
-            Event::Finished(unit, attempted) => ledger.finish(unit, attempted),
+            Event::Finished(id, output) => finish(ledger, id, output),
             Event::Sent(batch_units, answers) => ledger.sent(batch_units, answers),
             Event::Stop => {
                 stopped = true;
@@ -139,14 +231,13 @@ pub(super) async fn drive<'u, H: Handler>(
 
 /// The stop at the deadline: nothing starts any more, and the units running time out.
 fn time_out_running<F: Future>(slots: &mut Slots<F>, ledger: &mut Ledger<'_, '_>) {
-    ledger.stop();
-    for unit in slots.drop_running() {
-        ledger.timed_out(unit);
-    }
+    slots.drop_running();
+    ledger.time_out_running();
 }
 
-enum Event {
-    Finished(u32, Attempted),
+enum Event<T> {
+    /// A slot's work finished, with its output.
+    Finished(u32, T),
     Sent(Vec<u32>, Vec<Result<(), SinkError>>),
     /// The deadline less the margin: processing stops.
     Stop,
@@ -154,10 +245,10 @@ enum Event {
     SendsLate,
 }
 
-fn poll_sends(
+fn poll_sends<T>(
     sends: &mut Vec<(Vec<u32>, SendFuture<'_>)>,
     task: &mut TaskContext<'_>,
-) -> Poll<Event> {
+) -> Poll<Event<T>> {
     for index in 0..sends.len() {
         if let Poll::Ready(answers) = sends[index].1.as_mut().poll(task) {
             let (units, _) = sends.swap_remove(index);

@@ -70,6 +70,18 @@ pub(crate) struct Ledger<'u, 'c> {
     /// number known so far: everything at or after it is delivered again.
     lowest_unfinished: Option<u32>,
     retried_attempts: u64,
+    chunks: ChunkCounts,
+}
+
+/// A chunk function's calls over a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChunkCounts {
+    /// Calls of the chunk function, retries included.
+    pub calls: u64,
+    /// Records over those calls.
+    pub records: u64,
+    /// Calls that answered that some of their records failed.
+    pub partial_failures: u64,
 }
 
 impl<'u, 'c> Ledger<'u, 'c> {
@@ -82,13 +94,44 @@ impl<'u, 'c> Ledger<'u, 'c> {
             errors: HashMap::new(),
             reasons: vec![None; units.len()],
             redacted: HashMap::new(),
-            scheduler: Scheduler::new(units, if cx.windowed { 1 } else { cx.settings.concurrency }),
+            scheduler: Scheduler::new(
+                units,
+                if cx.windowed { 1 } else { cx.settings.concurrency },
+                cx.chunked,
+            ),
             pending: VecDeque::new(),
             pending_holding_keys: 0,
             withheld_against: None,
             stopped: false,
             lowest_unfinished: None,
             retried_attempts: 0,
+            chunks: ChunkCounts::default(),
+        }
+    }
+
+    /// The units that [`next_startable`](Self::next_startable) gives from now on form a
+    /// new chunk.
+    pub fn begin_chunk(&mut self) {
+        self.scheduler.begin_chunk();
+    }
+
+    /// A chunk's attempts have ended: each of its units, in stream order, and its calls.
+    pub fn finish_chunk(&mut self, finished: Vec<(u32, Attempted)>, counts: ChunkCounts) {
+        self.chunks.calls += counts.calls;
+        self.chunks.records += counts.records;
+        self.chunks.partial_failures += counts.partial_failures;
+        for (unit, attempted) in finished {
+            self.finish(unit, attempted);
+        }
+    }
+
+    /// The deadline's stop: every unit still running times out.
+    pub fn time_out_running(&mut self) {
+        self.stop();
+        for unit in 0..self.units.len() as u32 {
+            if self.status[unit as usize] == Status::Running {
+                self.timed_out(unit);
+            }
         }
     }
 
@@ -401,6 +444,7 @@ impl<'u, 'c> Ledger<'u, 'c> {
             errors: self.errors,
             reasons: self.reasons,
             retried_attempts: self.retried_attempts,
+            chunks: self.chunks,
             checkpoint,
             oldest_arrival,
             started: self.cx.started,
@@ -513,6 +557,7 @@ mod tests {
             settings,
             sink,
             windowed: false,
+            chunked: false,
         }
     }
 

@@ -2,12 +2,14 @@
 //!
 //! The [`driver`] starts units as the [`schedule`] allows, runs each through its
 //! [`attempt`]s in the in-flight [`slots`] (a window processor's records each into a copy
-//! of its [`fold`]), and stops at the [`deadline`]; the [`ledger`]
+//! of its [`fold`]; a chunk function's units a chunk at a time, in [`chunks`]), and stops
+//! at the [`deadline`]; the [`ledger`]
 //! decides what becomes of each unit and owns the checkpoint; the batch ends as a
 //! [`Settled`] answer, from which the report, the response and the metrics are built. A
 //! window processor's batch then [`close`]s: its window state, and the window end.
 
 mod attempt;
+mod chunks;
 mod close;
 mod deadline;
 mod driver;
@@ -49,6 +51,8 @@ pub(crate) struct Context<'c> {
     /// A window processor's batch: in order, one unit at a time, each letter confirmed
     /// before the next unit starts.
     pub windowed: bool,
+    /// A chunk function's batch: its units start a chunk at a time.
+    pub chunked: bool,
 }
 
 /// Processes one invocation payload and concludes it as `R`.

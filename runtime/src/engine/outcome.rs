@@ -72,6 +72,8 @@ pub(crate) struct Settled<'s> {
     pub reasons: Vec<Option<DeadLetterReason>>,
     /// Attempts beyond each unit's first, over the batch.
     pub retried_attempts: u64,
+    /// A chunk function's calls.
+    pub chunks: super::ledger::ChunkCounts,
     /// The sequence number Lambda resumes the shard from, if any (see
     /// [`Ledger::checkpoint`](super::ledger::Ledger::checkpoint)).
     pub checkpoint: Option<&'s str>,

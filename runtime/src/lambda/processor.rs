@@ -9,7 +9,9 @@ use tracing::Instrument as _;
 use crate::dead_letter::{DeadLetterSink, ErasedSink};
 use crate::engine::{self, Conclude, Context, Guarding};
 use crate::error::Error;
-use crate::handler::{Handler, RecordHandler, WindowEndFn, WindowEnded, WindowStart};
+use crate::handler::{
+    ClaimedHandler, Handler, RecordHandler, WindowEndFn, WindowEnded, WindowStart,
+};
 use crate::idempotency::IdempotencyStore;
 use crate::invocation::Invocation;
 use crate::meta::RecordMeta;
@@ -230,7 +232,10 @@ impl<H: Handler, S> Processor<H, S> {
     /// # }
     /// # }
     /// ```
-    pub fn idempotency(mut self, store: impl IdempotencyStore) -> Self {
+    pub fn idempotency(mut self, store: impl IdempotencyStore) -> Self
+    where
+        H: ClaimedHandler,
+    {
         let guarding = self.guarding.take().unwrap_or_else(Guarding::default_for);
         self.guarding = Some(Guarding { store: Box::new(store), ..guarding });
         self
@@ -265,7 +270,10 @@ impl<H: Handler, S> Processor<H, S> {
     pub fn idempotency_key<K: Into<String>>(
         mut self,
         key: impl Fn(&H::Payload, &RecordMeta<'_>) -> K + Send + Sync + 'static,
-    ) -> Self {
+    ) -> Self
+    where
+        H: ClaimedHandler,
+    {
         let guarding = self.guarding.get_or_insert_with(Guarding::default_for);
         guarding.key = Some(Box::new(move |payload, meta| key(payload, meta).into()));
         self
@@ -274,14 +282,20 @@ impl<H: Handler, S> Processor<H, S> {
     /// How long a record marked done stays done for [`idempotency`](Self::idempotency):
     /// the `expiration` a store's TTL reads (default 1 hour). Duplicates that come later
     /// run again.
-    pub fn idempotency_keep_for(mut self, keep_for: Duration) -> Self {
+    pub fn idempotency_keep_for(mut self, keep_for: Duration) -> Self
+    where
+        H: ClaimedHandler,
+    {
         self.guarding.get_or_insert_with(Guarding::default_for).keep_for = keep_for;
         self
     }
 
     /// Runs records unguarded when the idempotency store fails (`true`), logged at `WARN`
     /// once per invocation, instead of reporting them (`false`, the default: fail closed).
-    pub fn idempotency_fail_open(mut self, fail_open: bool) -> Self {
+    pub fn idempotency_fail_open(mut self, fail_open: bool) -> Self
+    where
+        H: ClaimedHandler,
+    {
         self.guarding.get_or_insert_with(Guarding::default_for).fail_open = fail_open;
         self
     }
@@ -398,6 +412,7 @@ impl<H: Handler, S> Processor<H, S> {
             settings: &self.settings,
             sink: self.sink.as_deref(),
             windowed: H::WINDOWED,
+            chunked: H::CHUNKED,
         };
         let span = tracing::info_span!(
             "kinesis_batch",

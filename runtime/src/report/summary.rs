@@ -20,6 +20,12 @@ pub struct BatchSummary {
     pub duplicates: usize,
     /// Attempts beyond each record's first.
     pub retried_attempts: u64,
+    /// Calls of a chunk function, retries included (0 for any other function).
+    pub chunks: usize,
+    /// Records over those calls; with `chunks`, the records per chunk.
+    pub chunk_records: usize,
+    /// Chunk calls that answered that some of their records failed.
+    pub partial_chunk_failures: usize,
     /// Records reported to Lambda as failed.
     pub failed: usize,
     /// Records that timed out at the deadline.
@@ -61,6 +67,16 @@ impl BatchSummary {
     pub fn dead_lettered_total(&self) -> usize {
         self.dead_lettered.iter().sum()
     }
+
+    /// The mean records per call of a chunk function; `None` for any other function.
+    ///
+    /// ```
+    /// use kinesis_processor::BatchSummary;
+    /// assert_eq!(BatchSummary::default().records_per_chunk(), None);
+    /// ```
+    pub fn records_per_chunk(&self) -> Option<f64> {
+        (self.chunks > 0).then(|| self.chunk_records as f64 / self.chunks as f64)
+    }
 }
 
 fn reason_index(reason: DeadLetterReason) -> usize {
@@ -75,6 +91,9 @@ impl BatchSummary {
             records: settled.records,
             units: settled.units.len(),
             retried_attempts: settled.retried_attempts,
+            chunks: settled.chunks.calls as usize,
+            chunk_records: settled.chunks.records as usize,
+            partial_chunk_failures: settled.chunks.partial_failures as usize,
             duration: settled.duration,
             ..BatchSummary::default()
         };
