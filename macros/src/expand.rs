@@ -28,8 +28,10 @@ pub fn kinesis_processor(args: TokenStream, item: TokenStream) -> TokenStream {
     patch_meta_lifetimes(&mut function);
     let mut errors = Vec::new();
     let options = Options::parse(args, &mut errors);
-    let chunked = options.chunk.is_some();
-    let signature = signature::check(&function, options.window.is_some(), chunked, &mut errors);
+    // A chunk function's signature is checked as one, even beside `window`.
+    let chunked = options.chunked;
+    let windowed = options.window.is_some() && !chunked;
+    let signature = signature::check(&function, windowed, chunked, &mut errors);
     let krate = match &options.krate {
         Some(path) => path.to_token_stream(),
         None => quote!(::kinesis_processor),
@@ -41,7 +43,7 @@ pub fn kinesis_processor(args: TokenStream, item: TokenStream) -> TokenStream {
             constructor(&function, &Processor::of(&function, &signature, &options, &krate))
         }
         _ => {
-            let processor = Processor::unusable(&function, options.window.is_some(), &krate);
+            let processor = Processor::unusable(&function, windowed, &krate);
             with_errors(constructor(&function, &processor), errors)
         }
     }

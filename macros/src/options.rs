@@ -44,6 +44,9 @@ pub struct Options {
     pub window: Option<Span>,
     /// `chunk = N`: the function takes chunks of up to N records; where the option is.
     pub chunk: Option<(usize, Span)>,
+    /// Whether `chunk` was given, even with a value refused: the signature is a chunk
+    /// function's either way.
+    pub chunked: bool,
     pub format: Option<Format>,
     pub retries: Option<u32>,
     pub concurrency: Option<usize>,
@@ -71,6 +74,7 @@ impl Options {
         let mut options = Options {
             window: None,
             chunk: None,
+            chunked: false,
             format: None,
             retries: None,
             concurrency: None,
@@ -155,6 +159,7 @@ impl Options {
                 )),
             };
         }
+        self.chunked |= name == "chunk";
         let Some(value) = value else {
             return Err(syn::Error::new_spanned(
                 key,

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use kinesis_processor::dead_letter::DeadLetterReason;
 use kinesis_processor::testing::{MemoryDeadLetter, TestBatch};
-use kinesis_processor::{kinesis_processor, Outcome, RecordError};
+use kinesis_processor::{kinesis_processor, Chunk, ChunkError, Outcome, RecordError};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -239,4 +239,32 @@ async fn each_record_runs_in_a_debug_span_naming_it() {
     let logs = record_lines_at(tracing::Level::INFO).await;
     let line = line_with(&logs, "processing hello");
     assert!(!line.contains("record{"), "{line}");
+}
+
+#[kinesis_processor(format = text, chunk = 2)]
+async fn announce_chunk(lines: Chunk<String>) -> Result<(), ChunkError> {
+    tracing::info!("writing {} lines", lines.len());
+    Ok(())
+}
+
+#[tokio::test]
+async fn each_chunk_runs_in_a_debug_span_naming_its_first_and_last_records() {
+    let sent = TestBatch::new().text("a").text("b").text("c");
+    let sequence_numbers = sent.sequence_numbers();
+    let logs = logged_at(tracing::Level::DEBUG, async {
+        announce_chunk().process(sent.build()).await.unwrap();
+    })
+    .await;
+    let line = line_with(&logs, "writing 2 lines");
+    for field in [
+        "chunk{records=2".to_owned(),
+        format!("first_sequence_number=\"{}\"", sequence_numbers[0]),
+        format!("last_sequence_number=\"{}\"", sequence_numbers[1]),
+        "attempt=1".to_owned(),
+    ] {
+        assert!(line.contains(&field), "{field} missing from {line}");
+    }
+    let line = line_with(&logs, "writing 1 lines");
+    let third = format!("first_sequence_number=\"{}\"", sequence_numbers[2]);
+    assert!(line.contains(&third), "{line}");
 }
