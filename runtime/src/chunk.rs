@@ -64,10 +64,10 @@ impl<'a, T> ChunkRecord<'a, T> {
     ///
     /// ```
     /// # use kinesis_processor::chunk::ChunkRecord;
-    /// fn id(record: &ChunkRecord<'_, String>) -> &str {
-    ///     record.payload()
+    /// fn length(record: &ChunkRecord<'_, String>) -> usize {
+    ///     record.payload().len()
     /// }
-    /// # let _ = id;
+    /// # let _ = length;
     /// ```
     pub fn payload(&self) -> &T {
         &self.payload
@@ -170,8 +170,8 @@ impl<'a, T> Chunk<'a, T> {
     ///
     /// ```
     /// # use kinesis_processor::Chunk;
-    /// fn first(chunk: &Chunk<'_, String>) -> Option<&String> {
-    ///     chunk.get(0).map(|record| record.payload())
+    /// fn first(chunk: &Chunk<'_, String>) -> Option<String> {
+    ///     chunk.get(0).map(|record| record.payload().clone())
     /// }
     /// # let _ = first;
     /// ```

@@ -45,8 +45,9 @@
 //! | option | meaning | default |
 //! |---|---|---|
 //! | `window` | a window function: it folds each record into a window state (see below) | off |
+//! | `chunk = N` | a chunk function: it takes up to N records per call as a [`Chunk<T>`] (1 to 10,000; see [`chunk`]) | off |
 //! | `format = json \| text \| bytes \| path::To::Format` | how a record's bytes become `T` ([`decode`]) | `json` |
-//! | `concurrency = N` | records in flight across distinct partition keys (one key: one at a time, in order) | 1 |
+//! | `concurrency = N` | records (a chunk function's chunks) in flight across distinct partition keys (one key: one at a time, in order) | 1 |
 //! | `retries = N` | in-process attempts after the first, with jittered exponential backoff | 2 |
 //! | `max_record_age = "15m"` | older records are dead-lettered with reason `expired`, unprocessed | none |
 //! | `on_retries_exhausted = report \| dead_letter` | what happens when retries run out | `report` |
@@ -101,6 +102,15 @@
 //! # }
 //! ```
 //!
+//! # Chunk functions: many records per downstream call
+//!
+//! `#[kinesis_processor(chunk = 25)]` on a function that takes a [`Chunk<T>`] in place of
+//! the payload (then `&Invocation` and `&S` as before) gives it up to 25 decoded records
+//! per call, in stream order, for one bulk write. It answers with a [`ChunkError`] for
+//! what failed: the whole chunk, or some records, each retryable or rejected; the records
+//! it does not name succeeded. Only the retryable failures are called again, as a smaller
+//! chunk; the checkpoint stays at the first record not done. See [`chunk`].
+//!
 //! # The rules it keeps
 //!
 //! - **Nothing is lost.** Every record ends succeeded, dead-lettered (the sink confirmed
@@ -145,6 +155,7 @@
 //! | idempotency key | what a record is known by in an idempotency store: its stream, sequence and sub-sequence number, or a key from its payload | [`idempotency`], `engine::guard` |
 //! | claim | an idempotency key held in progress by one invocation until its deadline; completed (done) or released when the batch ends | [`idempotency`], `engine::guard` |
 //! | duplicate | a unit whose key is done: skipped without calling the function ([`Outcome::Duplicate`]) | `engine::guard` |
+//! | chunk | up to `chunk` decoded units, in stream order, for one call of a chunk function ([`Chunk`]); a retry's chunk holds the units that failed retryably | [`chunk`], `engine::chunks` |
 //! | window | a tumbling window of a shard: its start, end and invocations ([`Window`]) | [`window`] |
 //! | window state | what a window function folds records into; Lambda carries it between the window's invocations as `state` | [`window`], `engine::fold` |
 //! | final invocation | the window's last invocation (`isFinalInvokeForWindow`), on which the window end runs | `engine::close` |
