@@ -232,7 +232,7 @@ pub mod __private {
 
     use crate::decode::{Decode, Json};
     use crate::handler::{ChunkFnHandler, ClaimedHandler, FnHandler, RecordHandler};
-    use crate::{Chunk, ChunkError, Invocation, NeedsState, Processor, RecordError, RecordMeta};
+    use crate::{ChunkError, Invocation, NeedsState, Processor, RecordError, RecordMeta};
 
     pub use crate::handler::{ChunkFn, RecordFn, WindowFn};
     pub use crate::handler::{WindowFnHandler, WindowStart};
@@ -438,8 +438,4 @@ pub mod __private {
             self.map_err(Into::into)
         }
     }
-
-    /// The chunk type a chunk function's signature names, for its constructor when the
-    /// signature has errors: a chunk of nothing.
-    pub type UnusableChunk<'a> = Chunk<'a, IgnoredAny>;
 }
