@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the sample events of examples/log-filter, examples/log-to-json and
-examples/page-views.
+"""Writes the sample events of examples/log-filter, examples/log-to-json,
+examples/page-views and examples/clicks-to-dynamodb.
 
 log-filter's lines are KPL-aggregated with the official aws-kinesis-agg library, as a
 producer using the KPL would send them. Run from the repository root with a Python that
@@ -143,3 +143,33 @@ for number, (name, batch) in enumerate(zip(["1-first", "2-later", "3-final"], cl
         out.write("\n")
     # What the function returns after this invocation, and Lambda sends with the next.
     state = {"version": 1, "value": json.loads(json.dumps(counted, sort_keys=True))}
+
+# clicks-to-dynamodb: one batch of 30 records from one shard: the function's chunks are 25
+# clicks and 4. Among them: a record that is not JSON (dead-lettered as undecodable), a
+# click with an empty click_id (rejected: DynamoDB refuses an empty key) and a producer's
+# retry of the click before it (the same key and data: one item).
+CLICK_USERS = ["user-17", "user-4", "user-23", "user-8", "user-42"]
+CLICK_URLS = ["/pricing", "/docs/getting-started", "/signup", "/blog/kinesis-in-rust", "/"]
+records = []
+for n in range(30):
+    user = CLICK_USERS[n % 5]
+    click = {
+        "click_id": f"click-{1001 + n}",
+        "user_id": user,
+        "url": CLICK_URLS[n % 5],
+        "at": f"2026-11-26T05:00:{n:02d}Z",
+    }
+    data = json.dumps(click).encode()
+    if n == 11:
+        data = b"<html>not a click</html>"
+    if n == 17:
+        data = json.dumps(dict(click, click_id="")).encode()
+    if n == 23:
+        user, data = previous
+    previous = (user, data)
+    records.append(
+        kinesis_record(n, "clicks", user, data, shard=CLICK_SHARD, arrival=WINDOW_START + 0.5 + n)
+    )
+with open("examples/clicks-to-dynamodb/events/clicks.json", "w") as out:
+    json.dump({"Records": records}, out, indent=2)
+    out.write("\n")

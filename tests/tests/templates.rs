@@ -332,6 +332,13 @@ fn every_function_has_a_role_of_its_own_with_only_what_it_needs_on_its_own_resou
                             "dynamodb:UpdateItem" => resource
                                 .strip_suffix(".Arn")
                                 .is_some_and(|table| tables.contains(table)),
+                            // clicks-to-dynamodb's one write (BatchWriteItem), on its table;
+                            // a function with an idempotency store is checked below instead.
+                            "dynamodb:BatchWriteItem" if idempotency_table_arn.is_none() => {
+                                resource
+                                    .strip_suffix(".Arn")
+                                    .is_some_and(|table| tables.contains(table))
+                            }
                             // What the idempotency store calls, on the table the function
                             // gives it, and only to a function that uses the store.
                             a if store_actions.contains(a) => {
@@ -478,6 +485,38 @@ fn clickstream_grants_exactly_what_the_idempotency_store_calls() {
         }
     }
     assert_eq!(granted, store_actions, "the DynamoDB actions granted to clickstream's role");
+}
+
+/// clicks-to-dynamodb's role grants exactly the DynamoDB call its source makes
+/// (`batch_write_item`, in `src/table.rs`), on its table only.
+#[test]
+fn clicks_to_dynamodb_grants_exactly_batch_write_item_on_its_table() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/clicks-to-dynamodb");
+    let source = std::fs::read_to_string(example.join("src/table.rs")).unwrap();
+    let calls: BTreeSet<&str> = source
+        .split(".client")
+        .skip(1)
+        .filter_map(|after| after.trim_start().strip_prefix('.'))
+        .map(|call| call.split('(').next().unwrap())
+        .collect();
+    assert_eq!(calls, BTreeSet::from(["batch_write_item"]), "the example's DynamoDB calls");
+    let path = example.join("template.yaml");
+    let (_, template) = load(&path);
+    let function = &template["Resources"]["ClicksFunction"];
+    let mut granted = Vec::new();
+    for statement in role_statements(&template, function, &path) {
+        for action in
+            strings(&statement["Action"]).into_iter().filter(|a| a.starts_with("dynamodb:"))
+        {
+            assert_eq!(strings(&statement["Resource"]), ["ClicksTable.Arn"], "{action}");
+            granted.push(action);
+        }
+    }
+    assert_eq!(granted, ["dynamodb:BatchWriteItem"], "the DynamoDB actions of its role");
+    let table = &template["Resources"]["ClicksTable"]["Properties"];
+    assert_eq!(table["KeySchema"][0]["AttributeName"].as_str(), Some("click_id"), "keyed by click");
+    let variables = &function["Properties"]["Environment"]["Variables"];
+    assert_eq!(variables[clicks_to_dynamodb::TABLE_VAR].as_str(), Some("ClicksTable"));
 }
 
 #[test]
