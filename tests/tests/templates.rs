@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use kinesis_processor::testing::TestBatch;
-use kinesis_processor::{kinesis_processor, RecordError};
+use kinesis_processor::{kinesis_processor, Chunk, ChunkError, RecordError};
 use serde_json::Value;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -718,16 +718,25 @@ async fn accept(_line: String) -> Result<(), RecordError> {
     Ok(())
 }
 
-/// The metric and dimension names of the EMF object the runtime writes for a batch.
+#[kinesis_processor(format = text, chunk = 2)]
+async fn accept_chunk(_lines: Chunk<String>) -> Result<(), ChunkError> {
+    Ok(())
+}
+
+/// The metric and dimension names of the EMF objects the runtime writes for a batch, of a
+/// per-record function and of a chunk function.
 async fn runtime_metrics() -> (BTreeSet<String>, Vec<String>) {
     let processor = accept();
     let report = processor.process(TestBatch::new().text("a").text("b").build()).await.unwrap();
     let emf = processor.emf(report.summary());
+    let chunked = accept_chunk();
+    let report = chunked.process(TestBatch::new().text("a").build()).await.unwrap();
+    let chunk_emf = chunked.emf(report.summary());
     let directive = &emf["_aws"]["CloudWatchMetrics"][0];
-    let names: BTreeSet<String> = directive["Metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let chunk_directive = &chunk_emf["_aws"]["CloudWatchMetrics"][0];
+    let names: BTreeSet<String> = [directive, chunk_directive]
+        .into_iter()
+        .flat_map(|directive| directive["Metrics"].as_array().unwrap())
         .map(|metric| metric["Name"].as_str().unwrap().to_owned())
         .collect();
     let dimensions = directive["Dimensions"][0]
@@ -737,6 +746,7 @@ async fn runtime_metrics() -> (BTreeSet<String>, Vec<String>) {
         .map(|name| name.as_str().unwrap().to_owned())
         .collect();
     assert!(names.contains("IteratorAge") && names.contains("DeadLettered"), "{names:?}");
+    assert!(names.contains("PartialChunkFailures"), "{names:?}");
     (names, dimensions)
 }
 
