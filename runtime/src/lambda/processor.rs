@@ -144,7 +144,9 @@ impl<H: Handler, S> Processor<H, S> {
     /// resumes the shard at the failure: with `concurrency` above 1, a record can be
     /// processed twice, so what the function writes downstream should be idempotent.
     ///
-    /// A window processor has no such setting: it folds one record at a time.
+    /// A chunk function's unit is the chunk: `records` chunks run at once, and a partition
+    /// key is never in two of them. A window processor has no such setting: it folds one
+    /// record at a time.
     pub fn concurrency(mut self, records: usize) -> Self
     where
         H: RecordHandler,
