@@ -14,6 +14,12 @@
 //! the retries of a record; rejected records go to the dead-letter sink at once. A panic
 //! fails the whole chunk, retryable.
 //!
+//! A chunk may hold several records of one partition key, in stream order, and no other
+//! chunk in flight holds that key. If the downstream may take a later record of a key and
+//! leave an earlier one, the retry writes the earlier one after it: where per-key order
+//! matters downstream, fail a key's later records with its earlier failed one (or send a
+//! key's records in order, one per call).
+//!
 //! ```
 //! use kinesis_processor::{kinesis_processor, Chunk, ChunkError, RecordError};
 //! use serde::Deserialize;

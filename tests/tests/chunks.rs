@@ -398,3 +398,24 @@ async fn the_metrics_count_chunks_records_per_chunk_and_partial_failures() {
     let per_record = processor.emf(&Default::default());
     assert!(per_record.get("Chunks").is_none(), "{per_record}");
 }
+
+#[kinesis_processor(format = text, chunk = 2, retries = 3, deadline_margin = "100ms")]
+async fn cut(lines: Chunk<String>, calls: &std::sync::atomic::AtomicU32) -> Result<(), ChunkError> {
+    use std::sync::atomic::Ordering;
+    if calls.fetch_add(1, Ordering::Relaxed) == 0 {
+        return Err(ChunkError::records([(1, RecordError::retry("not taken"))]));
+    }
+    let _ = lines;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chunk_cut_at_the_deadline_still_counts_the_calls_it_made() {
+    let processor = cut().state(std::sync::atomic::AtomicU32::new(0));
+    let sent = batch(&["a", "b"]).build();
+    let report = processor.process_with_deadline(sent, Duration::from_millis(600)).await.unwrap();
+    assert_eq!(outcomes(&report), [Outcome::TimedOut, Outcome::TimedOut]);
+    let summary = report.summary();
+    assert_eq!((summary.chunks, summary.chunk_records, summary.partial_chunk_failures), (2, 3, 1));
+}

@@ -4,34 +4,63 @@
 
 use std::future::poll_fn;
 use std::pin::pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::attempt::{self, AttemptResult, Attempted, Run};
-use super::ledger::ChunkCounts;
+use super::outcome::ChunkCounts;
 use crate::batch::Unit;
 use crate::chunk::Chunk;
 use crate::error::RecordError;
 use crate::handler::Handler;
 use crate::invocation::Invocation;
 
-/// How a chunk's processing ended: each unit's attempts, in stream order, and the calls.
+/// How a chunk's processing ended: each unit's attempts, in stream order.
 pub(crate) struct ChunkAttempted {
     pub finished: Vec<(u32, Attempted)>,
-    pub counts: ChunkCounts,
+}
+
+/// A batch's calls of its chunk function, counted as each starts, so that a chunk cut at
+/// the deadline still counts the calls it made.
+#[derive(Default)]
+pub(crate) struct ChunkTally {
+    calls: AtomicU64,
+    records: AtomicU64,
+    partial_failures: AtomicU64,
+}
+
+impl ChunkTally {
+    fn called(&self, records: usize) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.records.fetch_add(records as u64, Ordering::Relaxed);
+    }
+
+    fn partially_failed(&self) {
+        self.partial_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The counts so far.
+    pub fn counts(&self) -> ChunkCounts {
+        ChunkCounts {
+            calls: self.calls.load(Ordering::Relaxed),
+            records: self.records.load(Ordering::Relaxed),
+            partial_failures: self.partial_failures.load(Ordering::Relaxed),
+        }
+    }
 }
 
 /// Processes the chunk of `members` (units of the batch, in stream order, with their
 /// decoded payloads), retrying the records that fail retryably.
 pub(crate) async fn attempt_chunk<'a, H: Handler>(
     run: &'a Run<'a, H>,
+    tally: &'a ChunkTally,
     units: &'a [Unit<'a>],
     mut members: Vec<u32>,
     mut payloads: Vec<H::Payload>,
 ) -> ChunkAttempted {
     let mut finished = Vec::with_capacity(members.len());
-    let mut counts = ChunkCounts::default();
     let mut attempts = 1;
     loop {
-        let failures = call(run, units, &members, payloads, attempts, &mut counts).await;
+        let failures = call(run, tally, units, &members, payloads, attempts).await;
         let mut retryable = Vec::new();
         for (unit, failure) in members.into_iter().zip(failures) {
             let result = match failure {
@@ -77,31 +106,32 @@ pub(crate) async fn attempt_chunk<'a, H: Handler>(
         }
     }
     finished.sort_unstable_by_key(|(unit, _)| *unit);
-    ChunkAttempted { finished, counts }
+    ChunkAttempted { finished }
 }
 
 /// One call of the chunk function, in its span, with panics caught: each member's
 /// failure, by position (`None` for those that succeeded).
 async fn call<'a, H: Handler>(
     run: &'a Run<'a, H>,
+    tally: &ChunkTally,
     units: &'a [Unit<'a>],
     members: &[u32],
     payloads: Vec<H::Payload>,
     attempts: u32,
-    counts: &mut ChunkCounts,
 ) -> Vec<Option<RecordError>> {
     let chunk = Chunk::new(payloads, members.iter().map(|&unit| &units[unit as usize].meta));
     let span = chunk_span(units, members, run.invocation, attempts);
+    tally.called(members.len());
     let result = {
         let mut call = pin!(run.handler.call_chunk(chunk, run.invocation, run.state));
         poll_fn(|task| attempt::poll_in_span(call.as_mut(), &span, task)).await
     };
-    counts.calls += 1;
-    counts.records += members.len() as u64;
     match result {
         Ok(()) => members.iter().map(|_| None).collect(),
         Err(error) => {
-            counts.partial_failures += u64::from(error.is_partial());
+            if error.is_partial() {
+                tally.partially_failed();
+            }
             error.into_failures(members.len())
         }
     }

@@ -8,7 +8,7 @@ use std::task::{Context as TaskContext, Poll};
 use tokio::time::{sleep_until, Instant};
 
 use super::attempt::{self, attempt, Attempted, RetryPolicy, Run};
-use super::chunks::{attempt_chunk, ChunkAttempted};
+use super::chunks::{attempt_chunk, ChunkAttempted, ChunkTally};
 use super::deadline;
 use super::fold::Fold;
 use super::guard::Guard;
@@ -42,12 +42,15 @@ pub(super) async fn drive<'u, 'c, H: Handler>(
     let mut scratch = Vec::new();
     if H::CHUNKED {
         let size = handler.chunk_size();
-        let start =
-            |ledger: &mut Ledger<'u, 'c>| start_chunk(&run, units, ledger, size, &mut scratch, cx);
+        let tally = ChunkTally::default();
+        let start = |ledger: &mut Ledger<'u, 'c>| {
+            start_chunk(&run, &tally, units, ledger, size, &mut scratch, cx)
+        };
         let finish = |ledger: &mut Ledger<'u, 'c>, _, done: ChunkAttempted| {
-            ledger.finish_chunk(done.finished, done.counts)
+            ledger.finish_chunk(done.finished)
         };
         run_to_end(ledger, cx, &bounds, start, finish).await;
+        ledger.chunks_called(tally.counts());
     } else {
         let start = |ledger: &mut Ledger<'u, 'c>| start_unit(&run, units, ledger, &mut scratch, cx);
         let finish = |ledger: &mut Ledger<'u, 'c>, unit, attempted| ledger.finish(unit, attempted);
@@ -108,6 +111,7 @@ fn start_unit<'r, H: Handler>(
 /// its first); undecodable and expired units are settled and never join one.
 fn start_chunk<'r, H: Handler>(
     run: &'r Run<'r, H>,
+    tally: &'r ChunkTally,
     units: &'r [Unit<'r>],
     ledger: &mut Ledger<'_, '_>,
     size: usize,
@@ -134,7 +138,7 @@ fn start_chunk<'r, H: Handler>(
         }
     }
     let first = *members.first()?;
-    Some((first, attempt_chunk(run, units, members, payloads)))
+    Some((first, attempt_chunk(run, tally, units, members, payloads)))
 }
 
 /// Starts work as `start` gives it, up to the concurrency limit, hands each finished

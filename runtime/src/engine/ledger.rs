@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use super::attempt::{AttemptResult, Attempted, Undecodable};
-use super::outcome::{Outcome, Settled};
+use super::outcome::{ChunkCounts, Outcome, Settled};
 use super::schedule::Scheduler;
 use super::Context;
 use crate::batch::Unit;
@@ -73,17 +73,6 @@ pub(crate) struct Ledger<'u, 'c> {
     chunks: ChunkCounts,
 }
 
-/// A chunk function's calls over a batch.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct ChunkCounts {
-    /// Calls of the chunk function, retries included.
-    pub calls: u64,
-    /// Records over those calls.
-    pub records: u64,
-    /// Calls that answered that some of their records failed.
-    pub partial_failures: u64,
-}
-
 impl<'u, 'c> Ledger<'u, 'c> {
     pub fn new(units: &'u [Unit<'u>], cx: &'c Context<'c>) -> Self {
         Ledger {
@@ -115,14 +104,16 @@ impl<'u, 'c> Ledger<'u, 'c> {
         self.scheduler.begin_chunk();
     }
 
-    /// A chunk's attempts have ended: each of its units, in stream order, and its calls.
-    pub fn finish_chunk(&mut self, finished: Vec<(u32, Attempted)>, counts: ChunkCounts) {
-        self.chunks.calls += counts.calls;
-        self.chunks.records += counts.records;
-        self.chunks.partial_failures += counts.partial_failures;
+    /// A chunk's attempts have ended: each of its units, in stream order.
+    pub fn finish_chunk(&mut self, finished: Vec<(u32, Attempted)>) {
         for (unit, attempted) in finished {
             self.finish(unit, attempted);
         }
+    }
+
+    /// The batch's calls of its chunk function.
+    pub fn chunks_called(&mut self, counts: ChunkCounts) {
+        self.chunks = counts;
     }
 
     /// The deadline's stop: every unit still running times out.

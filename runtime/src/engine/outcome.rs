@@ -55,6 +55,17 @@ impl fmt::Display for Outcome {
     }
 }
 
+/// A chunk function's calls over a batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChunkCounts {
+    /// Calls of the chunk function, retries included.
+    pub calls: u64,
+    /// Records over those calls.
+    pub records: u64,
+    /// Calls that answered that some of their records failed.
+    pub partial_failures: u64,
+}
+
 /// A batch run to its end: every unit with its outcome, and the checkpoint. The report,
 /// the Lambda response and the metrics are built from it and nothing else.
 pub(crate) struct Settled<'s> {
@@ -73,7 +84,7 @@ pub(crate) struct Settled<'s> {
     /// Attempts beyond each unit's first, over the batch.
     pub retried_attempts: u64,
     /// A chunk function's calls.
-    pub chunks: super::ledger::ChunkCounts,
+    pub chunks: ChunkCounts,
     /// The sequence number Lambda resumes the shard from, if any (see
     /// [`Ledger::checkpoint`](super::ledger::Ledger::checkpoint)).
     pub checkpoint: Option<&'s str>,
