@@ -7,7 +7,7 @@ use std::task::{Context as TaskContext, Poll};
 
 use tokio::time::{sleep_until, Instant};
 
-use super::attempt::{self, attempt, Attempted, RetryPolicy, Run};
+use super::attempt::{self, attempt, RetryPolicy, Run};
 use super::chunks::{attempt_chunk, ChunkAttempted, ChunkTally};
 use super::deadline;
 use super::fold::Fold;
@@ -40,11 +40,18 @@ pub(super) async fn drive<'u, 'c, H: Handler>(
     let guard = guard.filter(|_| !H::WINDOWED);
     let run = Run { handler, state, fold, guard, invocation: cx.invocation, policy };
     let mut scratch = Vec::new();
+    // Each future is built where it is placed: moved out through a return value, a
+    // record's future cost a copy of a few hundred bytes per record.
     if H::CHUNKED {
         let size = handler.chunk_size();
         let tally = ChunkTally::default();
-        let start = |ledger: &mut Ledger<'u, 'c>| {
-            start_chunk(&run, &tally, units, ledger, size, &mut scratch, cx)
+        let start = |ledger: &mut Ledger<'u, 'c>, slots: &mut Slots<_>| {
+            let Some((members, payloads)) = next_chunk(&run, units, ledger, size, &mut scratch, cx)
+            else {
+                return false;
+            };
+            slots.place(members[0], attempt_chunk(&run, &tally, units, members, payloads));
+            true
         };
         let finish = |ledger: &mut Ledger<'u, 'c>, _, done: ChunkAttempted| {
             ledger.finish_chunk(done.finished)
@@ -52,7 +59,13 @@ pub(super) async fn drive<'u, 'c, H: Handler>(
         run_to_end(ledger, cx, &bounds, start, finish).await;
         ledger.chunks_called(tally.counts());
     } else {
-        let start = |ledger: &mut Ledger<'u, 'c>| start_unit(&run, units, ledger, &mut scratch, cx);
+        let start = |ledger: &mut Ledger<'u, 'c>, slots: &mut Slots<_>| {
+            let Some((unit, payload)) = next_unit(&run, units, ledger, &mut scratch, cx) else {
+                return false;
+            };
+            slots.place(unit, attempt(&run, unit, &units[unit as usize], payload));
+            true
+        };
         let finish = |ledger: &mut Ledger<'u, 'c>, unit, attempted| ledger.finish(unit, attempted);
         run_to_end(ledger, cx, &bounds, start, finish).await;
     }
@@ -77,14 +90,14 @@ impl Bounds {
     }
 }
 
-/// The next unit ready to run and its attempts, after settling those that cannot run.
-fn start_unit<'r, H: Handler>(
-    run: &'r Run<'r, H>,
-    units: &'r [Unit<'r>],
+/// The next unit ready to run, with its payload, after settling those that cannot run.
+fn next_unit<H: Handler>(
+    run: &Run<'_, H>,
+    units: &[Unit<'_>],
     ledger: &mut Ledger<'_, '_>,
     scratch: &mut Vec<u8>,
     cx: &Context<'_>,
-) -> Option<(u32, impl Future<Output = Attempted> + 'r)> {
+) -> Option<(u32, H::Payload)> {
     loop {
         let unit = ledger.next_startable()?;
         if H::WINDOWED {
@@ -100,24 +113,23 @@ fn start_unit<'r, H: Handler>(
         match attempt::decode(run.handler, &units[unit as usize], scratch) {
             Ok(payload) => {
                 ledger.running(unit);
-                return Some((unit, attempt(run, unit, &units[unit as usize], payload)));
+                return Some((unit, payload));
             }
             Err(undecodable) => ledger.undecodable(unit, undecodable),
         }
     }
 }
 
-/// The next chunk: up to `size` units ready to run, decoded, in stream order (named by
-/// its first); undecodable and expired units are settled and never join one.
-fn start_chunk<'r, H: Handler>(
-    run: &'r Run<'r, H>,
-    tally: &'r ChunkTally,
-    units: &'r [Unit<'r>],
+/// The next chunk: up to `size` units ready to run, in stream order, with their
+/// payloads; undecodable and expired units are settled and never join one.
+fn next_chunk<H: Handler>(
+    run: &Run<'_, H>,
+    units: &[Unit<'_>],
     ledger: &mut Ledger<'_, '_>,
     size: usize,
     scratch: &mut Vec<u8>,
     cx: &Context<'_>,
-) -> Option<(u32, impl Future<Output = ChunkAttempted> + 'r)> {
+) -> Option<(Vec<u32>, Vec<H::Payload>)> {
     ledger.begin_chunk();
     let mut members = Vec::with_capacity(size.min(units.len()));
     let mut payloads = Vec::with_capacity(members.capacity());
@@ -137,18 +149,17 @@ fn start_chunk<'r, H: Handler>(
             Err(undecodable) => ledger.undecodable(unit, undecodable),
         }
     }
-    let first = *members.first()?;
-    Some((first, attempt_chunk(run, tally, units, members, payloads)))
+    (!members.is_empty()).then_some((members, payloads))
 }
 
-/// Starts work as `start` gives it, up to the concurrency limit, hands each finished
-/// slot's output to `finish`, sends dead letters as they accumulate, and stops at the
-/// deadline.
+/// Starts work as `start` places it in a slot (answering whether it did), up to the
+/// concurrency limit, hands each finished slot's output to `finish`, sends dead letters as
+/// they accumulate, and stops at the deadline.
 async fn run_to_end<'u, 'c, F: Future>(
     ledger: &mut Ledger<'u, 'c>,
     cx: &Context<'_>,
     bounds: &Bounds,
-    mut start: impl FnMut(&mut Ledger<'u, 'c>) -> Option<(u32, F)>,
+    mut start: impl FnMut(&mut Ledger<'u, 'c>, &mut Slots<F>) -> bool,
     mut finish: impl FnMut(&mut Ledger<'u, 'c>, u32, F::Output),
 ) {
     let concurrency = cx.settings.concurrency.max(1);
@@ -172,10 +183,9 @@ async fn run_to_end<'u, 'c, F: Future>(
             time_out_running(&mut slots, ledger);
         }
         while !stopped && slots.running() < concurrency {
-            let Some((id, work)) = start(ledger) else {
+            if !start(ledger, &mut slots) {
                 break;
-            };
-            slots.place(id, work);
+            }
         }
         let urgent = stopped || slots.running() == 0;
         // Asked only when there are letters: most units are not dead letters.
