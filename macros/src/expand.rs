@@ -116,47 +116,41 @@ impl Processor {
         let size = chunk.map(|size| quote!(#size,));
         let build =
             respan(quote!(#build(#name_text, #size __kinesis_processor_call)), payload_span);
-        let into_result = match chunk {
-            Some(_) => quote!(#krate::__private::into_chunk_result(__result)),
-            None => quote!(#krate::__private::into_record_result(__result)),
+        let (into_result, error) = match chunk {
+            Some(_) => (quote!(into_chunk_result), quote!(ChunkError)),
+            None => (quote!(into_record_result), quote!(RecordError)),
         };
-        let into_result = respan(into_result, signature.return_span);
+        let into_result =
+            respan(quote!(#krate::__private::#into_result(__result)), signature.return_span);
         let call = user_call(&function.sig.ident, signature);
         let settings = settings(options, krate);
-        if chunk.is_some() {
-            let body = quote! {
-                #[allow(clippy::needless_lifetimes)]
-                async fn __kinesis_processor_call<'a>(
-                    __payload: #krate::Chunk<'a, #payload>,
-                    __invocation: &'a #krate::Invocation,
-                    __state: &'a #state_ty,
-                ) -> ::core::result::Result<(), #krate::ChunkError> {
-                    let __result = #call;
-                    #into_result
-                }
-
-                #build #settings
-            };
-            let payload = payload.to_token_stream();
-            let ty = return_type(krate, Some(&payload), &state_ty, state.is_some(), false);
-            return Processor { ty: respan(ty, payload_span), body };
-        }
-        let window_param = window.map(|window| quote!(__window: &'a mut #window,));
+        // What the call takes before the invocation: a chunk, or a payload (with a window
+        // function's window state) and its metadata.
+        let leading = match (chunk, window) {
+            (Some(_), _) => quote!(__payload: #krate::Chunk<'a, #payload>,),
+            (None, window) => {
+                let window = window.map(|window| quote!(__window: &'a mut #window,));
+                quote!(__payload: #payload, #window __meta: &'a #krate::RecordMeta<'a>,)
+            }
+        };
         let body = quote! {
             #[allow(clippy::needless_lifetimes)]
             async fn __kinesis_processor_call<'a>(
-                __payload: #payload,
-                #window_param
-                __meta: &'a #krate::RecordMeta<'a>,
+                #leading
                 __invocation: &'a #krate::Invocation,
                 __state: &'a #state_ty,
-            ) -> ::core::result::Result<(), #krate::RecordError> {
+            ) -> ::core::result::Result<(), #krate::#error> {
                 let __result = #call;
                 #into_result
             }
 
             #build #settings
         };
+        if chunk.is_some() {
+            let payload = payload.to_token_stream();
+            let ty = return_type(krate, Some(&payload), &state_ty, state.is_some(), false);
+            return Processor { ty: respan(ty, payload_span), body };
+        }
         // A window state's bound failures point at its type.
         let ty = match window {
             Some(window) => {
