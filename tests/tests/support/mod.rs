@@ -38,9 +38,20 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// A TCP port on 127.0.0.1 that was free a moment ago.
+/// A TCP port on 127.0.0.1 that was free a moment ago, and never handed out before in this
+/// test binary: tests run at once, and two emulators given one port made one test invoke
+/// the other's, after it had stopped (seen in CI).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("a bound address").port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// `cargo lambda watch` serving one package's function on 127.0.0.1.
@@ -84,15 +95,18 @@ impl LambdaWatch {
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command.spawn().expect("cargo lambda watch starts");
         let function = bin.unwrap_or(package).to_owned();
-        let watch = LambdaWatch { child, port, function, log };
+        let mut watch = LambdaWatch { child, port, function, log };
         watch.wait_for_port(Duration::from_secs(120));
         watch
     }
 
-    fn wait_for_port(&self, limit: Duration) {
+    fn wait_for_port(&mut self, limit: Duration) {
         let address = SocketAddr::from(([127, 0, 0, 1], self.port));
         let started = Instant::now();
         while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("cargo lambda watch exited ({status}) before listening:\n{}", self.log());
+            }
             assert!(
                 started.elapsed() < limit,
                 "cargo lambda watch did not listen:\n{}",
