@@ -23,13 +23,15 @@
 //! shows that none of them passes whatever happens.
 #![cfg(feature = "testing")]
 
+mod common;
+
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Once, PoisonError};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use base64::Engine as _;
-use kinesis_processor::aggregation::UserRecord;
+use common::{fill, pick, quiet_injected_panics, refusing_sink, splitmix, Producer};
 use kinesis_processor::dead_letter::{DeadLetter, DeadLetterReason, DeadLetterSink};
 use kinesis_processor::testing::{
     EventSourceMapping, Function, InvocationResult, MappingReport, MemoryDeadLetter,
@@ -140,24 +142,6 @@ impl Faults {
             Kind::Good,
         )
     }
-}
-
-fn pick<T: Copy, const N: usize>(roll: u64, shares: [(u64, T); N], otherwise: T) -> T {
-    let mut roll = roll % 100_000;
-    for (share, value) in shares {
-        if roll < share {
-            return value;
-        }
-        roll -= share;
-    }
-    otherwise
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// How the processor is broken, for showing that the checks catch it.
@@ -680,17 +664,6 @@ async fn store_lenient(
     write_chunk(items, invocation, soak).await
 }
 
-/// How the producer put the user records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Producer {
-    /// Plain records, and 30% of the user records in KPL aggregates of 2 to 12 records of
-    /// one key.
-    PerKey,
-    /// Plain records, and 30% of the user records in KPL aggregates of 2 to 12 records of
-    /// many keys, all of one shard, under the first one's key (as the KPL packs them).
-    Kpl,
-}
-
 /// A user record's data: an [`Event`], or for an undecodable record, one whose amount is
 /// not a number.
 fn data_of(id: u64, faults: &Faults) -> Vec<u8> {
@@ -698,74 +671,6 @@ fn data_of(id: u64, faults: &Faults) -> Vec<u8> {
         Kind::Undecodable => format!(r#"{{"id":{id},"amount":"{id} units"}}"#).into_bytes(),
         _ => format!(r#"{{"id":{id},"amount":{}}}"#, id % 1_000).into_bytes(),
     }
-}
-
-/// Puts the user records, per key in id order; answers each record's key.
-fn fill(
-    stream: &mut SimulatedStream,
-    scale: Scale,
-    producer: Producer,
-    faults: &Faults,
-) -> Vec<u64> {
-    let mut keys_of_shard = vec![Vec::new(); stream.shard_count()];
-    for key in 0..scale.keys {
-        keys_of_shard[stream.shard_of(&format!("user-{key}"), None)].push(key);
-    }
-    let mut keys = Vec::with_capacity(scale.user_records);
-    let mut id = 0u64;
-    let mut roll = 7u64;
-    let now = SystemTime::now();
-    while (id as usize) < scale.user_records {
-        roll = splitmix(roll);
-        let first = roll % scale.keys;
-        let group = if roll % 10 < 3 { 2 + (roll >> 8) % 11 } else { 1 };
-        let group = group.min(scale.user_records as u64 - id);
-        let members: Vec<u64> = (0..group)
-            .map(|n| match (producer, n) {
-                (Producer::PerKey, _) | (Producer::Kpl, 0) => first,
-                (Producer::Kpl, _) => {
-                    let shard = &keys_of_shard[stream.shard_of(&format!("user-{first}"), None)];
-                    shard[(splitmix(roll ^ n) % shard.len() as u64) as usize]
-                }
-            })
-            .collect();
-        let partition_keys: Vec<String> = members.iter().map(|k| format!("user-{k}")).collect();
-        let data: Vec<Vec<u8>> = (id..id + group).map(|n| data_of(n, faults)).collect();
-        if group == 1 {
-            stream.put_record(&partition_keys[0], None, &data[0], now);
-        } else {
-            let records: Vec<UserRecord<'_>> = partition_keys
-                .iter()
-                .zip(&data)
-                .map(|(key, data)| UserRecord { partition_key: key, explicit_hash_key: None, data })
-                .collect();
-            stream.put_aggregate(&records, now);
-        }
-        keys.extend(members);
-        id += group;
-    }
-    keys
-}
-
-/// A sink that refuses 2% of the letters it is sent.
-fn refusing_sink() -> MemoryDeadLetter {
-    let roll = AtomicU64::new(11);
-    MemoryDeadLetter::refusing(move |_| {
-        let x = splitmix(roll.fetch_add(1, Ordering::Relaxed));
-        (x % 100 < 2).then(|| "throttled".to_owned())
-    })
-}
-
-fn quiet_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.to_string().contains("injected panic") {
-                default_hook(info);
-            }
-        }));
-    });
 }
 
 /// A processor answering as the Lambda loop does (as [`Function`] for [`Processor`]
@@ -847,10 +752,12 @@ struct Run {
 fn run(setup: Setup) -> Run {
     quiet_injected_panics();
     let Setup { scale, producer, parallelization_factor, broken } = setup;
-    let sink = refusing_sink();
+    let sink = refusing_sink(2_000);
     let soak = Arc::new(Soak::new(scale, broken, sink.clone()));
     let mut stream = SimulatedStream::new("chunk-soak", scale.shards);
-    let keys = fill(&mut stream, scale, producer, &soak.faults);
+    let keys = fill(&mut stream, (scale.user_records, scale.keys), producer, |id| {
+        data_of(id, &soak.faults)
+    });
     let lanes = scale.shards * parallelization_factor;
     let batches = stream.len().div_ceil(scale.batch_size) + lanes;
     let mapping = EventSourceMapping::new()

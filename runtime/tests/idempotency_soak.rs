@@ -20,16 +20,19 @@
 //! shows that none of them passes whatever happens.
 #![cfg(feature = "testing")]
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use common::{pick, quiet_injected_panics, refusing_sink, splitmix};
 use kinesis_processor::aggregation::UserRecord;
 use kinesis_processor::idempotency::{Claim, IdempotencyStore, StoreError};
 use kinesis_processor::testing::{
-    EventSourceMapping, Function, InvocationResult, MappingReport, MemoryDeadLetter,
-    MemoryIdempotency, SimulatedStream,
+    EventSourceMapping, Function, InvocationResult, MappingReport, MemoryIdempotency,
+    SimulatedStream,
 };
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta};
 use serde::Deserialize;
@@ -158,24 +161,6 @@ impl Faults {
             _ => InvocationResult::TimedOut,
         })
     }
-}
-
-fn pick<T: Copy, const N: usize>(roll: u64, shares: [(u64, T); N], otherwise: T) -> T {
-    let mut roll = roll % 100_000;
-    for (share, value) in shares {
-        if roll < share {
-            return value;
-        }
-        roll -= share;
-    }
-    otherwise
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// What keys the records, and how the producer puts them.
@@ -429,27 +414,6 @@ fn fill(stream: &mut SimulatedStream, scale: Scale, keying: Keying, faults: Faul
             stream.put_aggregate(&records, now);
         }
     }
-}
-
-/// A sink that refuses `per_100k` of the letters it is sent.
-fn refusing_sink(per_100k: u64) -> MemoryDeadLetter {
-    let roll = AtomicU64::new(11);
-    MemoryDeadLetter::refusing(move |_| {
-        let x = splitmix(roll.fetch_add(1, Ordering::Relaxed));
-        (x % 100_000 < per_100k).then(|| "throttled".to_owned())
-    })
-}
-
-fn quiet_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.to_string().contains("injected panic") {
-                default_hook(info);
-            }
-        }));
-    });
 }
 
 /// How the run is set up.

@@ -13,15 +13,16 @@
 //! broken in the way it guards against, so that none of them passes whatever happens.
 #![cfg(feature = "testing")]
 
+mod common;
+
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Once};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
-use kinesis_processor::aggregation::UserRecord;
+use common::{fill, quiet_injected_panics, refusing_sink, splitmix, Producer};
 use kinesis_processor::testing::{
-    EventSourceMapping, Function, InvocationResult, MappingReport, MemoryDeadLetter,
-    SimulatedStream,
+    EventSourceMapping, Function, InvocationResult, MappingReport, SimulatedStream,
 };
 use kinesis_processor::{kinesis_processor, RecordError};
 use serde::Deserialize;
@@ -112,13 +113,6 @@ impl Faults {
         }
         Kind::Good
     }
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// How the processor is broken, for showing that the checks catch it.
@@ -228,69 +222,6 @@ async fn soak_processor(event: Event, observed: &Arc<Observed>) -> Result<(), Re
     Ok(())
 }
 
-/// How the producer put the user records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Producer {
-    /// Plain records, and 30% of the user records in KPL aggregates of 2 to 12 records of
-    /// one key (as a producer batching per user would).
-    PerKey,
-    /// Plain records, and 30% of the user records in KPL aggregates of 2 to 12 records of
-    /// many keys, all of one shard, under the first one's key (as the KPL packs them).
-    Kpl,
-}
-
-/// Puts the user records, per key in id order; answers each record's key.
-fn fill(stream: &mut SimulatedStream, scale: Scale, producer: Producer) -> Vec<u64> {
-    let mut keys_of_shard = vec![Vec::new(); stream.shard_count()];
-    for key in 0..scale.keys {
-        keys_of_shard[stream.shard_of(&format!("user-{key}"), None)].push(key);
-    }
-    let mut keys = Vec::with_capacity(scale.user_records);
-    let mut id = 0u64;
-    let mut roll = 7u64;
-    let now = SystemTime::now();
-    while (id as usize) < scale.user_records {
-        roll = splitmix(roll);
-        let first = roll % scale.keys;
-        let group = if roll % 10 < 3 { 2 + (roll >> 8) % 11 } else { 1 };
-        let group = group.min(scale.user_records as u64 - id);
-        let members: Vec<u64> = (0..group)
-            .map(|n| match (producer, n) {
-                (Producer::PerKey, _) | (Producer::Kpl, 0) => first,
-                (Producer::Kpl, _) => {
-                    let shard = &keys_of_shard[stream.shard_of(&format!("user-{first}"), None)];
-                    shard[(splitmix(roll ^ n) % shard.len() as u64) as usize]
-                }
-            })
-            .collect();
-        let partition_keys: Vec<String> = members.iter().map(|k| format!("user-{k}")).collect();
-        let data: Vec<Vec<u8>> =
-            (id..id + group).map(|n| format!(r#"{{"id":{n}}}"#).into_bytes()).collect();
-        if group == 1 {
-            stream.put_record(&partition_keys[0], None, &data[0], now);
-        } else {
-            let records: Vec<UserRecord<'_>> = partition_keys
-                .iter()
-                .zip(&data)
-                .map(|(key, data)| UserRecord { partition_key: key, explicit_hash_key: None, data })
-                .collect();
-            stream.put_aggregate(&records, now);
-        }
-        keys.extend(members);
-        id += group;
-    }
-    keys
-}
-
-/// A sink that refuses 2% of the letters it is sent.
-fn refusing_sink() -> MemoryDeadLetter {
-    let roll = AtomicU64::new(11);
-    MemoryDeadLetter::refusing(move |_| {
-        let x = splitmix(roll.fetch_add(1, Ordering::Relaxed));
-        (x % 100 < 2).then(|| "throttled".to_owned())
-    })
-}
-
 /// A function that names its failures by `eventID` instead of sequence number.
 struct ByEventId<F>(F);
 
@@ -345,16 +276,9 @@ impl Setup {
     }
 }
 
-fn quiet_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.to_string().contains("injected panic") {
-                default_hook(info);
-            }
-        }));
-    });
+/// A user record's data: the event with its id.
+fn event_data(id: u64) -> Vec<u8> {
+    format!(r#"{{"id":{id}}}"#).into_bytes()
 }
 
 /// Fills a stream and runs the processor over it under the templates' mapping settings
@@ -366,9 +290,9 @@ fn run(setup: Setup) -> Run {
     quiet_injected_panics();
     let scale = setup.scale;
     let mut stream = SimulatedStream::new("soak", scale.shards);
-    let keys = fill(&mut stream, scale, setup.producer);
+    let keys = fill(&mut stream, (scale.user_records, scale.keys), setup.producer, event_data);
     let observed = Arc::new(Observed::new(scale, setup.broken));
-    let sink = refusing_sink();
+    let sink = refusing_sink(2_000);
     let processor = soak_processor().state(observed.clone()).dead_letter(sink.clone());
     let lanes = scale.shards * setup.parallelization_factor;
     let batches = stream.len().div_ceil(scale.batch_size) + lanes;
@@ -591,7 +515,7 @@ fn the_checks_pass_on_a_small_run() {
 /// with that next record.
 fn good_record_and_next_of_its_key(scale: Scale, producer: Producer) -> (u64, u64) {
     let mut stream = SimulatedStream::new("soak", scale.shards);
-    let keys = fill(&mut stream, scale, producer);
+    let keys = fill(&mut stream, (scale.user_records, scale.keys), producer, event_data);
     let good = |id: u64| matches!(scale.faults.kind(id), Kind::Good | Kind::Latent);
     (0..keys.len())
         .filter(|id| good(*id as u64))

@@ -15,15 +15,17 @@
 //! shows that none of them passes whatever happens.
 #![cfg(feature = "testing")]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::{pick, quiet_injected_panics, refusing_sink, splitmix};
 use kinesis_processor::aggregation::{deaggregate, Deaggregated, UserRecord};
 use kinesis_processor::testing::{
-    EventSourceMapping, Function, InvocationResult, MappingReport, MemoryDeadLetter,
-    SimulatedStream,
+    EventSourceMapping, Function, InvocationResult, MappingReport, SimulatedStream,
 };
 use kinesis_processor::{kinesis_processor, RecordError, RecordMeta, Window};
 use serde::{Deserialize, Serialize};
@@ -163,24 +165,6 @@ impl Faults {
             EndFault::None,
         )
     }
-}
-
-fn pick<T: Copy, const N: usize>(roll: u64, shares: [(u64, T); N], otherwise: T) -> T {
-    let mut roll = roll % 100_000;
-    for (share, value) in shares {
-        if roll < share {
-            return value;
-        }
-        roll -= share;
-    }
-    otherwise
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
 }
 
 /// How the processor is broken, for showing that the checks catch it.
@@ -441,27 +425,6 @@ impl<F: Function> Function for DropsState<F> {
     }
 }
 
-/// A sink that refuses 2% of the letters it is sent.
-fn refusing_sink() -> MemoryDeadLetter {
-    let roll = AtomicU64::new(11);
-    MemoryDeadLetter::refusing(move |_| {
-        let x = splitmix(roll.fetch_add(1, Ordering::Relaxed));
-        (x % 100 < 2).then(|| "throttled".to_owned())
-    })
-}
-
-fn quiet_injected_panics() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        let default_hook = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !info.to_string().contains("injected panic") {
-                default_hook(info);
-            }
-        }));
-    });
-}
-
 /// One run of the mapping over a filled stream.
 struct Run {
     scale: Scale,
@@ -480,7 +443,7 @@ fn run(scale: Scale, broken: Broken) -> Run {
     fill(&mut stream, scale);
     let windows = user_records_by_window(&stream);
     let soak = Arc::new(Soak::new(scale, broken));
-    let sink = refusing_sink();
+    let sink = refusing_sink(2_000);
     let processor =
         count().on_window_end(publish).state(soak.clone()).dead_letter(sink.clone()).metrics(false);
     // Without in-process retries, failing records cost no backoff: the run stalls fast.
