@@ -14,26 +14,23 @@ mod support;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType,
 };
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
-    SharedHttpConnector,
+    HttpConnector, HttpConnectorFuture, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
-use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::byte_stream::ByteStream;
 use clicks_to_dynamodb::{Destination, Table};
 use kinesis_processor::dead_letter::{DeadLetter, DeadLetterReason, SqsDeadLetter};
 use kinesis_processor::testing::{MemoryDeadLetter, TestBatch};
 use kinesis_processor::{BatchReport, Outcome};
+use moto::faults::{json_response, set_json_body, Intercept, Intercepting};
 use moto::Moto;
 use serde_json::{json, Map, Value};
 use support::{unavailable, workspace};
@@ -103,81 +100,57 @@ fn click_id(request: &Value) -> String {
 }
 
 /// An HTTP client below the SDK that alters `BatchWriteItem` calls as its [`Plan`] says.
-#[derive(Clone, Debug)]
-struct Injector {
-    inner: SharedHttpClient,
-    plan: Arc<Mutex<Plan>>,
-}
+type Injector = Intercepting<Mutex<Plan>>;
 
 impl Injector {
     fn new() -> Injector {
-        let inner = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .build_https();
-        Injector { inner, plan: Arc::default() }
+        Intercepting::with(Mutex::default())
     }
 
     /// Leaves these clicks unprocessed in the next `times` calls that carry each.
     fn hold_back(&self, click_ids: &[String], times: u32) {
-        let mut plan = self.plan.lock().unwrap();
+        let mut plan = self.intercept.lock().unwrap();
         plan.hold_back.extend(click_ids.iter().map(|id| (id.clone(), times)));
     }
 
     /// Answers the next `calls` calls with a throttle.
     fn throttle(&self, calls: u32) {
-        self.plan.lock().unwrap().throttles = calls;
+        self.intercept.lock().unwrap().throttles = calls;
     }
 
     /// The click ids of every call so far.
     fn calls(&self) -> Vec<Vec<String>> {
-        self.plan.lock().unwrap().calls.clone()
+        self.intercept.lock().unwrap().calls.clone()
     }
 
     /// The table `name` on moto, reached through this client.
     async fn table(&self, moto: &Moto, name: &str) -> Table {
-        let config = moto.config(Some(SharedHttpClient::new(self.clone()))).await;
+        let config = moto.config(Some(self.shared())).await;
         Table::new(aws_sdk_dynamodb::Client::new(&config), name)
     }
 }
 
-impl HttpClient for Injector {
-    fn http_connector(
-        &self,
-        settings: &HttpConnectorSettings,
-        components: &RuntimeComponents,
-    ) -> SharedHttpConnector {
-        let inner = self.inner.http_connector(settings, components);
-        SharedHttpConnector::new(InjectorConnector { inner, plan: self.plan.clone() })
-    }
-}
-
-#[derive(Debug)]
-struct InjectorConnector {
-    inner: SharedHttpConnector,
-    plan: Arc<Mutex<Plan>>,
-}
-
-impl HttpConnector for InjectorConnector {
-    fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
+impl Intercept for Mutex<Plan> {
+    fn call(&self, mut request: HttpRequest, inner: &SharedHttpConnector) -> HttpConnectorFuture {
         if request.headers().get("x-amz-target") != Some(BATCH_WRITE_ITEM) {
-            return self.inner.call(request);
+            return inner.call(request);
         }
         let body = request.body().bytes().expect("an in-memory body");
         let mut json: Value = serde_json::from_slice(body).expect("a JSON request");
-        let (throttled, held) = self.plan.lock().unwrap().on_call(&mut json);
+        let (throttled, held) = self.lock().unwrap().on_call(&mut json);
         if throttled {
             return HttpConnectorFuture::ready(Ok(throttle()));
         }
         if held.is_empty() {
-            return self.inner.call(request);
+            return inner.call(request);
         }
         if is_empty_call(&json) {
             // DynamoDB refuses an empty call: answer for moto, with nothing written.
             let answer = json!({"UnprocessedItems": held});
-            return HttpConnectorFuture::ready(Ok(json_response(200, answer)));
+            return HttpConnectorFuture::ready(Ok(json_response(200, &answer)));
         }
-        set_body(&mut request, &json);
-        let call = self.inner.call(request);
+        set_json_body(&mut request, &json);
+        let call = inner.call(request);
         HttpConnectorFuture::new(async move {
             let response = call.await?;
             Ok(with_unprocessed(response, held).await)
@@ -197,20 +170,7 @@ fn throttle() -> HttpResponse {
         "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
         "message": "injected: the table's throughput is exceeded"
     });
-    json_response(400, error)
-}
-
-fn json_response(status: u16, body: Value) -> HttpResponse {
-    let body = serde_json::to_vec(&body).unwrap();
-    let mut response = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
-    response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
-    response
-}
-
-fn set_body(request: &mut HttpRequest, json: &Value) {
-    let bytes = serde_json::to_vec(json).unwrap();
-    request.headers_mut().insert("content-length", bytes.len().to_string());
-    *request.body_mut() = SdkBody::from(bytes);
+    json_response(400, &error)
 }
 
 /// Moto's answer with the held-back write requests added to its `UnprocessedItems`.

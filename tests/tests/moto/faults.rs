@@ -2,6 +2,7 @@
 //! itself (a throttle, a 500) or alters them before they reach moto, and forwards the rest.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
@@ -9,10 +10,11 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
     SharedHttpConnector,
 };
-use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::{Response, StatusCode};
 use aws_smithy_types::body::SdkBody;
+use serde_json::{json, Value};
 
 /// What to do with one request.
 #[derive(Clone, Debug)]
@@ -40,34 +42,86 @@ impl Fault {
 
 /// The plan for requests whose target operation matches: faults in order, then `after`.
 #[derive(Debug)]
-struct Plan {
+pub struct FaultPlan {
     operation: &'static str,
-    queue: VecDeque<Fault>,
+    queue: Mutex<VecDeque<Fault>>,
     after: Fault,
-    seen: u32,
+    seen: AtomicU32,
 }
 
 /// A fault-injecting HTTP client.
-#[derive(Clone, Debug)]
-pub struct Faulty {
-    inner: SharedHttpClient,
-    plan: Arc<Mutex<Plan>>,
-}
+pub type Faulty = Intercepting<FaultPlan>;
 
 impl Faulty {
     /// Faults for requests to `operation` (e.g. `"AmazonSQS.SendMessageBatch"`): the
     /// `first` ones in order, then `after` for every later one.
     pub fn new(operation: &'static str, first: Vec<Fault>, after: Fault) -> Faulty {
-        let inner = aws_smithy_http_client::Builder::new()
-            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
-            .build_https();
-        let plan = Plan { operation, queue: first.into(), after, seen: 0 };
-        Faulty { inner, plan: Arc::new(Mutex::new(plan)) }
+        let queue = Mutex::new(first.into());
+        Intercepting::with(FaultPlan { operation, queue, after, seen: AtomicU32::new(0) })
     }
 
     /// How many requests to the operation were made.
     pub fn seen(&self) -> u32 {
-        self.plan.lock().unwrap().seen
+        self.intercept.seen.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for FaultPlan {
+    fn call(&self, mut request: HttpRequest, inner: &SharedHttpConnector) -> HttpConnectorFuture {
+        if request.headers().get("x-amz-target") != Some(self.operation) {
+            return inner.call(request);
+        }
+        self.seen.fetch_add(1, Ordering::Relaxed);
+        let fault = self.queue.lock().unwrap().pop_front().unwrap_or_else(|| self.after.clone());
+        match fault {
+            Fault::Pass => inner.call(request),
+            Fault::Answer { status, error_type, message } => {
+                let body = json!({ "__type": error_type, "message": message });
+                HttpConnectorFuture::ready(Ok(json_response(status, &body)))
+            }
+            Fault::InvalidDelayForEntry(id) => {
+                let body = request.body().bytes().expect("an in-memory body");
+                let mut json: Value = serde_json::from_slice(body).expect("a JSON request");
+                for entry in json["Entries"].as_array_mut().expect("batch entries") {
+                    if entry["Id"] == id {
+                        entry["DelaySeconds"] = json!(1000);
+                    }
+                }
+                set_json_body(&mut request, &json);
+                inner.call(request)
+            }
+        }
+    }
+}
+
+/// What an [`Intercepting`] client does with each request: forwards it to `inner`, as it
+/// came or altered, or answers it itself.
+pub trait Intercept: std::fmt::Debug + Send + Sync + 'static {
+    /// Handles one request.
+    fn call(&self, request: HttpRequest, inner: &SharedHttpConnector) -> HttpConnectorFuture;
+}
+
+/// An HTTP client below the SDK that hands every request to its [`Intercept`], in front
+/// of the SDK's own client.
+#[derive(Debug)]
+pub struct Intercepting<I> {
+    inner: SharedHttpClient,
+    pub intercept: Arc<I>,
+}
+
+impl<I> Clone for Intercepting<I> {
+    fn clone(&self) -> Self {
+        Intercepting { inner: self.inner.clone(), intercept: Arc::clone(&self.intercept) }
+    }
+}
+
+impl<I: Intercept> Intercepting<I> {
+    /// The client in front of the SDK's default HTTPS client.
+    pub fn with(intercept: I) -> Self {
+        let inner = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::AwsLc))
+            .build_https();
+        Intercepting { inner, intercept: Arc::new(intercept) }
     }
 
     pub fn shared(&self) -> SharedHttpClient {
@@ -75,58 +129,40 @@ impl Faulty {
     }
 }
 
-impl HttpClient for Faulty {
+impl<I: Intercept> HttpClient for Intercepting<I> {
     fn http_connector(
         &self,
         settings: &HttpConnectorSettings,
         components: &RuntimeComponents,
     ) -> SharedHttpConnector {
         let inner = self.inner.http_connector(settings, components);
-        SharedHttpConnector::new(FaultyConnector { inner, plan: self.plan.clone() })
+        SharedHttpConnector::new(Connector { inner, intercept: Arc::clone(&self.intercept) })
     }
 }
 
 #[derive(Debug)]
-struct FaultyConnector {
+struct Connector<I> {
     inner: SharedHttpConnector,
-    plan: Arc<Mutex<Plan>>,
+    intercept: Arc<I>,
 }
 
-impl HttpConnector for FaultyConnector {
-    fn call(&self, mut request: HttpRequest) -> HttpConnectorFuture {
-        let fault = {
-            let mut plan = self.plan.lock().unwrap();
-            if request.headers().get("x-amz-target") != Some(plan.operation) {
-                Fault::Pass
-            } else {
-                plan.seen += 1;
-                let after = plan.after.clone();
-                plan.queue.pop_front().unwrap_or(after)
-            }
-        };
-        match fault {
-            Fault::Pass => self.inner.call(request),
-            Fault::Answer { status, error_type, message } => {
-                let body = format!(r#"{{"__type":"{error_type}","message":"{message}"}}"#);
-                let mut response =
-                    Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
-                response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
-                HttpConnectorFuture::ready(Ok(response))
-            }
-            Fault::InvalidDelayForEntry(id) => {
-                let body = request.body().bytes().expect("an in-memory body");
-                let mut json: serde_json::Value =
-                    serde_json::from_slice(body).expect("a JSON request");
-                for entry in json["Entries"].as_array_mut().expect("batch entries") {
-                    if entry["Id"] == id {
-                        entry["DelaySeconds"] = serde_json::json!(1000);
-                    }
-                }
-                let altered = serde_json::to_vec(&json).unwrap();
-                request.headers_mut().insert("content-length", altered.len().to_string());
-                *request.body_mut() = SdkBody::from(altered);
-                self.inner.call(request)
-            }
-        }
+impl<I: Intercept> HttpConnector for Connector<I> {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        self.intercept.call(request, &self.inner)
     }
+}
+
+/// An answer with a JSON body, as the AWS JSON protocols write it.
+pub fn json_response(status: u16, body: &Value) -> HttpResponse {
+    let body = serde_json::to_vec(body).unwrap();
+    let mut response = Response::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+    response.headers_mut().insert("content-type", "application/x-amz-json-1.0");
+    response
+}
+
+/// Replaces a request's body with `json`.
+pub fn set_json_body(request: &mut HttpRequest, json: &Value) {
+    let bytes = serde_json::to_vec(json).unwrap();
+    request.headers_mut().insert("content-length", bytes.len().to_string());
+    *request.body_mut() = SdkBody::from(bytes);
 }
