@@ -315,9 +315,9 @@ impl ChunkError {
         }
     }
 
-    /// Whether only some records of the chunk failed.
+    /// Whether the answer names records that failed (not the whole chunk, and not none).
     pub(crate) fn is_partial(&self) -> bool {
-        matches!(self.failure, Failure::Records(_))
+        matches!(&self.failure, Failure::Records(failures) if !failures.is_empty())
     }
 }
 
@@ -381,3 +381,36 @@ impl fmt::Display for OutOfChunk {
 }
 
 impl std::error::Error for OutOfChunk {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_answer_naming_no_record_lets_every_record_succeed_and_is_not_partial() {
+        let none = ChunkError::records([]);
+        assert!(!none.is_partial());
+        assert!(none.into_failures(3).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_position_named_twice_keeps_its_first_error() {
+        let twice = ChunkError::records([
+            (1, RecordError::reject("first")),
+            (1, RecordError::retry("second")),
+        ]);
+        assert!(twice.is_partial());
+        let failures = twice.into_failures(2);
+        assert!(failures[0].is_none());
+        assert_eq!(failures[1].as_ref().map(|e| e.is_permanent()), Some(true));
+    }
+
+    #[test]
+    fn a_whole_failure_gives_every_record_its_kind_and_text() {
+        let whole = ChunkError::whole(RecordError::reject("malformed"));
+        assert!(!whole.is_partial());
+        let failures = whole.into_failures(3);
+        assert!(failures.iter().all(|e| e.as_ref().is_some_and(|e| e.is_permanent())));
+        assert!(failures.iter().all(|e| e.as_ref().unwrap().to_string() == "malformed"));
+    }
+}
